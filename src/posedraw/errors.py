@@ -1,0 +1,27 @@
+"""Error types a user can act on.
+
+Each failure a user can fix has its own type, and every message names the file or field at fault and
+what was expected, so the CLI can print it as one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+
+class PosedrawError(Exception):
+    """Base class for every error caused by user input (bad file, bad option, missing weights)."""
+
+
+class PoseFormatError(PosedrawError):
+    """A pose document cannot be read or written in the requested format."""
+
+
+class PoseError(PosedrawError):
+    """A pose is invalid for the requested operation (wrong shape, no visible joint, ...)."""
+
+
+class ImageReadError(PosedrawError):
+    """An image file is missing, unreadable or not an image."""
+
+
+class DetectionError(PosedrawError):
+    """The pose detector is unavailable or found no person."""

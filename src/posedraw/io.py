@@ -1,0 +1,59 @@
+"""File helpers shared by every command: atomic writes and image loading with clear errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from posedraw.errors import ImageReadError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+
+    Readers of `path` then see either the old file or the complete new one, never a partial write,
+    even when the process is interrupted.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def save_image_atomic(image: Image.Image, path: str | os.PathLike[str], **save_kwargs: object) -> None:
+    """Save a PIL image so that `path` never holds a half-written file."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ImageReadError(f"{path}: unknown image extension; expected .png, .jpg or .webp")
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **save_kwargs)
+
+
+def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+    """Load an image file as an RGB uint8 array (H, W, 3), raising ImageReadError naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: not a readable image ({exc.__class__.__name__})") from None

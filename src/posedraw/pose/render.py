@@ -1,0 +1,108 @@
+"""Drawing poses: an OpenPose-style skeleton image, a pose over a picture, and per-joint heatmaps.
+
+Limb colours follow the side of the body (the person's left in warm hues, right in cool hues, centre in
+magenta) so a left/right swap is visible at a glance. Occluded joints and their limbs are drawn dimmed;
+absent joints are not drawn.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from posedraw.pose.core import Pose
+from posedraw.pose.schema import JOINTS, LIMB_INDICES, JointState, side_of
+
+if TYPE_CHECKING:
+    import torch
+
+_HUE_RANGE = {"left": (0.0, 0.16), "right": (0.33, 0.66), "center": (0.83, 0.83)}
+
+
+def _limb_sides() -> list[str]:
+    sides = []
+    for a, b in LIMB_INDICES:
+        side_a, side_b = side_of(JOINTS[a]), side_of(JOINTS[b])
+        sides.append(side_a if side_a == side_b else "center")
+    return sides
+
+
+def _colours(sides: list[str]) -> list[tuple[int, int, int]]:
+    """Distinct hues inside each side's band, in drawing order."""
+    colours = []
+    for i, side in enumerate(sides):
+        same = [j for j, s in enumerate(sides) if s == side]
+        low, high = _HUE_RANGE[side]
+        hue = low + (high - low) * same.index(i) / max(1, len(same) - 1)
+        r, g, b = colorsys.hsv_to_rgb(hue, 1.0, 1.0)
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+    return colours
+
+
+LIMB_COLOURS = _colours(_limb_sides())
+JOINT_COLOURS = _colours([side_of(j) for j in JOINTS])
+
+
+def line_width(width: int, height: int) -> int:
+    """Limb thickness scaled to the image: about 1% of the longer side, at least 1 px."""
+    return max(1, round(0.01 * max(width, height)))
+
+
+def _dim(colour: tuple[int, int, int], state: int) -> tuple[int, int, int]:
+    return colour if state == JointState.VISIBLE else tuple(c // 2 for c in colour)  # type: ignore[return-value]
+
+
+def draw_pose(image: Image.Image, pose: Pose) -> Image.Image:
+    """A copy of `image` with the pose drawn on it; the pose canvas is scaled to the image size."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    scale = np.array([out.width / pose.width, out.height / pose.height])
+    thickness = line_width(out.width, out.height)
+    radius = max(1.0, 1.2 * thickness)
+    for p in range(pose.num_people):
+        xy, state = pose.xy[p] * scale, pose.state[p]
+        for (a, b), colour in zip(LIMB_INDICES, LIMB_COLOURS):
+            if state[a] and state[b]:
+                weakest = min(int(state[a]), int(state[b]))
+                draw.line([tuple(xy[a]), tuple(xy[b])], fill=_dim(colour, weakest), width=thickness)
+        for j, colour in enumerate(JOINT_COLOURS):
+            if state[j]:
+                x, y = xy[j]
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=_dim(colour, int(state[j])))
+    return out
+
+
+def output_size(pose: Pose, long_side: int | None) -> tuple[int, int]:
+    """Image size for a pose canvas: the canvas itself, or scaled so its longer side is `long_side`."""
+    if long_side is None:
+        return max(1, round(pose.width)), max(1, round(pose.height))
+    factor = long_side / max(pose.width, pose.height)
+    return max(1, round(pose.width * factor)), max(1, round(pose.height * factor))
+
+
+def render_skeleton(pose: Pose, long_side: int | None = None) -> Image.Image:
+    """The skeleton on black, OpenPose style, at the canvas size or with the longer side `long_side`."""
+    return draw_pose(Image.new("RGB", output_size(pose, long_side)), pose)
+
+
+def render_heatmaps(pose: Pose, height: int, width: int, sigma: float | None = None) -> torch.Tensor:
+    """(17, height, width) float32 Gaussian heatmaps, peak 1 at each present joint, max over people.
+
+    The pose canvas maps onto the whole map; `sigma` is in map pixels (default 2% of the longer side,
+    at least 0.5). Absent joints give all-zero maps.
+    """
+    import torch
+
+    sigma = sigma if sigma is not None else max(0.5, 0.02 * max(height, width))
+    scale = torch.tensor([width / pose.width, height / pose.height], dtype=torch.float64)
+    xy = torch.from_numpy(np.nan_to_num(pose.xy)) * scale  # (P, 17, 2) in map pixels
+    ys = torch.arange(height, dtype=torch.float64) + 0.5
+    xs = torch.arange(width, dtype=torch.float64) + 0.5
+    dx2 = (xs[None, None, None, :] - xy[..., 0, None, None]) ** 2  # (P, 17, 1, W)
+    dy2 = (ys[None, None, :, None] - xy[..., 1, None, None]) ** 2  # (P, 17, H, 1)
+    maps = torch.exp(-(dx2 + dy2) / (2.0 * sigma**2))
+    maps = maps * torch.from_numpy(pose.present)[..., None, None]
+    return maps.amax(dim=0).to(torch.float32)

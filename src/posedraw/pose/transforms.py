@@ -1,0 +1,72 @@
+"""Geometric transforms of poses: resize, crop, pad, pad to square, horizontal flip.
+
+Pure functions Pose -> Pose. The same numbers apply to the image (see `square_padding`), so keypoints
+stay on the content. Joints that end up outside the canvas become absent: never clamped, because a
+clamped joint is a wrong joint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posedraw.errors import PoseError
+from posedraw.pose.core import Pose
+from posedraw.pose.schema import FLIP_PERMUTATION, JointState
+
+
+def drop_outside(pose: Pose) -> Pose:
+    """Mark joints outside [0, width] x [0, height] absent."""
+    inside = pose.inside_canvas()
+    state = np.where(inside, pose.state, JointState.ABSENT)
+    confidence = None if pose.confidence is None else np.where(inside, pose.confidence, 0.0)
+    return pose.replace(state=state, confidence=confidence)
+
+
+def _affine(pose: Pose, scale: tuple[float, float], offset: tuple[float, float], width: float, height: float) -> Pose:
+    xy = pose.xy * np.asarray(scale) + np.asarray(offset)
+    return drop_outside(pose.replace(xy=xy, width=width, height=height))
+
+
+def resize(pose: Pose, width: float, height: float) -> Pose:
+    """Scale the canvas to width x height (independently per axis, as an image resize does)."""
+    _check_size(width, height)
+    return _affine(pose, (width / pose.width, height / pose.height), (0.0, 0.0), width, height)
+
+
+def crop(pose: Pose, left: float, top: float, width: float, height: float) -> Pose:
+    """Keep the window [left, left + width] x [top, top + height]; joints outside it become absent."""
+    _check_size(width, height)
+    return _affine(pose, (1.0, 1.0), (-left, -top), width, height)
+
+
+def pad(pose: Pose, left: float, top: float, right: float, bottom: float) -> Pose:
+    """Add borders around the canvas (negative values crop)."""
+    return crop(pose, -left, -top, pose.width + left + right, pose.height + top + bottom)
+
+
+def square_padding(width: float, height: float) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) borders that centre a width x height canvas in a square.
+
+    Whole pixels when the sizes are whole, so an image can be padded by exactly the same amounts.
+    """
+    side = max(width, height)
+    extra_x, extra_y = side - width, side - height
+    left, top = extra_x // 2, extra_y // 2
+    return left, top, extra_x - left, extra_y - top
+
+
+def pad_to_square(pose: Pose) -> Pose:
+    return pad(pose, *square_padding(pose.width, pose.height))
+
+
+def flip_horizontal(pose: Pose) -> Pose:
+    """Mirror left-right: x -> width - x, and each left joint becomes the matching right joint."""
+    xy = pose.xy[:, FLIP_PERMUTATION].copy()
+    xy[..., 0] = pose.width - xy[..., 0]
+    confidence = None if pose.confidence is None else pose.confidence[:, FLIP_PERMUTATION]
+    return drop_outside(pose.replace(xy=xy, state=pose.state[:, FLIP_PERMUTATION], confidence=confidence))
+
+
+def _check_size(width: float, height: float) -> None:
+    if not (width > 0 and height > 0):
+        raise PoseError(f"canvas: expected a positive width and height, got {width} x {height}")
