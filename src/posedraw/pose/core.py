@@ -79,9 +79,7 @@ class Pose:
     ) -> Pose:
         """One person; all joints visible unless `state` says otherwise."""
         xy_arr = np.asarray(xy, dtype=np.float64)[None]
-        state_arr = (
-            np.full((1, NUM_JOINTS), JointState.VISIBLE) if state is None else np.asarray(state)[None]
-        )
+        state_arr = np.full((1, NUM_JOINTS), JointState.VISIBLE) if state is None else np.asarray(state)[None]
         conf_arr = None if confidence is None else np.asarray(confidence, dtype=np.float64)[None]
         return cls(xy_arr, state_arr, width, height, conf_arr)
 

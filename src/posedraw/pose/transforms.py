@@ -16,10 +16,7 @@ from posedraw.pose.schema import FLIP_PERMUTATION, JointState
 
 def drop_outside(pose: Pose) -> Pose:
     """Mark joints outside [0, width] x [0, height] absent."""
-    inside = pose.inside_canvas()
-    state = np.where(inside, pose.state, JointState.ABSENT)
-    confidence = None if pose.confidence is None else np.where(inside, pose.confidence, 0.0)
-    return pose.replace(state=state, confidence=confidence)
+    return pose.replace(state=np.where(pose.inside_canvas(), pose.state, JointState.ABSENT))
 
 
 def _affine(pose: Pose, scale: tuple[float, float], offset: tuple[float, float], width: float, height: float) -> Pose:

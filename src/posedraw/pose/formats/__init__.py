@@ -111,4 +111,5 @@ def write_pose(pose: Pose, path: str | os.PathLike[str], fmt: str = "posedraw") 
         doc = dump_pose(pose, fmt)
     except PoseFormatError as exc:
         raise PoseFormatError(f"{path}: {exc}") from None
-    write_text_atomic(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    indent = 1 if fmt == "posedraw" else None  # our own format is meant to be read and edited by people
+    write_text_atomic(path, json.dumps(doc, indent=indent, allow_nan=False) + "\n")

@@ -56,7 +56,9 @@ def _choose_image(ids: list[int | str], options: ReadOptions, where: str) -> int
 
 
 def _read_annotations(doc: dict[str, Any], options: ReadOptions) -> Pose:
-    annotations = [as_dict(a, f"annotations[{i}]") for i, a in enumerate(as_list(doc["annotations"], "annotations"))]
+    annotations = [
+        as_dict(a, f"annotations[{i}]") for i, a in enumerate(as_list(doc.get("annotations"), "annotations"))
+    ]
     entries = [(i, a) for i, a in enumerate(annotations) if "keypoints" in a]
     if not entries:
         raise fail("annotations", "at least one annotation with keypoints", show_got=False)

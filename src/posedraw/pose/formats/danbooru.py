@@ -60,6 +60,8 @@ def write(pose: Pose) -> dict[str, Any]:
             "pad it first (posedraw pose convert --pad-square)",
             show_got=False,
         )
+    if not pose.present.any():
+        raise fail("pose", "at least one joint with a position (the danbooru format cannot store none)", show_got=False)
     scale = CANVAS / pose.width
     return {
         FILE_NAMES[j]: [float(pose.xy[0, j, 1] * scale), float(pose.xy[0, j, 0] * scale)]

@@ -47,9 +47,7 @@ def looks_like(doc: Any) -> bool:
     return isinstance(doc, dict) and "people" in doc
 
 
-def resolve_coordinates(
-    coords: np.ndarray, options: ReadOptions, canvas_in_file: bool, where: str
-) -> Coordinates:
+def resolve_coordinates(coords: np.ndarray, options: ReadOptions, canvas_in_file: bool, where: str) -> Coordinates:
     """Decide pixel vs normalized coordinates without guessing silently.
 
     An explicit option decides. Any value above 1 can only be pixels. If every value lies in 0..1, a

@@ -46,7 +46,7 @@ def _joint(value: Any, where: str) -> tuple[float, float, int, float | None]:
     joint = as_dict(value, where)
     reject_unknown_keys(joint, {"x", "y", "state", "confidence"}, where)
     state_name = joint.get("state", "visible")
-    if state_name not in _STATES:
+    if not isinstance(state_name, str) or state_name not in _STATES:
         raise fail(f"{where}.state", "'visible', 'occluded' or 'absent'", state_name)
     state = _STATES[state_name]
     confidence = None if joint.get("confidence") is None else as_number(joint["confidence"], f"{where}.confidence")

@@ -1,0 +1,1 @@
+"""The `posedraw` command: thin typer wrappers that parse, call the library and print."""

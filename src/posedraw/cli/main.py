@@ -1,0 +1,42 @@
+"""Entry point of the `posedraw` command.
+
+Errors a user can fix (PosedrawError) print as one line on stderr with exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+from rich.console import Console
+
+from posedraw.cli import pose as pose_cli
+from posedraw.errors import PosedrawError
+
+app = typer.Typer(
+    name="posedraw",
+    help="Draw anime characters in a pose you choose. Example: posedraw pose show pose.json",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(pose_cli.app, name="pose")
+
+USAGE_ERROR = 2
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="posedraw")
+    except PosedrawError as exc:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}", markup=True)
+        sys.exit(USAGE_ERROR)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()
