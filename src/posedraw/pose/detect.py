@@ -7,7 +7,10 @@ person; its 33 landmarks map to COCO-17 (its "left" is the person's left, as in 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,11 +55,25 @@ def _mediapipe_pose() -> Any:
     return mp_pose.Pose(static_image_mode=True, model_complexity=1)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """MediaPipe's C++ core logs warnings straight to file descriptor 2 at every start; hide them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def detect_pose(image: np.ndarray, source: str = "image") -> Pose:
     """The pose of the person in an RGB uint8 image (H, W, 3); DetectionError if there is none."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DetectionError(f"{source}: expected an RGB uint8 image, got {image.dtype} {image.shape}")
-    with _mediapipe_pose() as detector:
+    with _native_stderr_silenced(), _mediapipe_pose() as detector:
         result = detector.process(np.ascontiguousarray(image))
     if result.pose_landmarks is None:
         raise DetectionError(f"{source}: no person found")
