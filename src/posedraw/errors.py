@@ -25,3 +25,15 @@ class ImageReadError(PosedrawError):
 
 class DetectionError(PosedrawError):
     """The pose detector is unavailable or found no person."""
+
+
+class ConfigError(PosedrawError):
+    """A config file or option has an unknown key or a value of the wrong type."""
+
+
+class CheckpointError(PosedrawError):
+    """A checkpoint or model folder cannot be loaded or converted."""
+
+
+class DataError(PosedrawError):
+    """A dataset or image folder is missing or has no usable samples."""

@@ -1,0 +1,1 @@
+"""Network definitions and their typed configs."""

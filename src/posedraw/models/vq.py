@@ -1,0 +1,135 @@
+"""VQGAN first stages (f4 / f8 / f16) as diffusers `VQModel`s, described by a typed `VQConfig`.
+
+The config speaks the taming-transformers language (ch, ch_mult, attn_resolutions, ...) so the original
+configs translate one to one; `build_vq` turns it into a diffusers VQModel whose layers match the
+original network exactly (same blocks, attention placement, asymmetric downsampling padding, quantizer
+with the original "legacy" commitment-loss placement).
+
+The space the diffusion model works in is the continuous latent *before* quantization (`encode`);
+quantization happens only when decoding (`decode`), or explicitly (`quantize`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import VQModel
+
+from posedraw.errors import CheckpointError
+
+VQ_SUBFOLDER = "vq"
+
+
+@dataclass(frozen=True)
+class VQConfig:
+    """Architecture of a VQGAN, in the original (taming-transformers `ddconfig`) terms."""
+
+    resolution: int = 256
+    in_channels: int = 3
+    out_channels: int = 3
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 4)
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = ()
+    z_channels: int = 3
+    embed_dim: int = 3
+    n_embed: int = 8192
+    norm_num_groups: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.ch_mult or any(m <= 0 for m in self.ch_mult):
+            raise ValueError("ch_mult: expected a non-empty list of positive multipliers")
+        if any((self.ch * m) % self.norm_num_groups for m in self.ch_mult):
+            raise ValueError(f"ch * ch_mult must be divisible by norm_num_groups ({self.norm_num_groups})")
+
+    @property
+    def downsampling(self) -> int:
+        """The spatial factor f: 4, 8, 16."""
+        return 2 ** (len(self.ch_mult) - 1)
+
+    def level_has_attention(self, level: int) -> bool:
+        """Whether resolution level `level` (0 = full resolution) has attention after its res blocks."""
+        return self.resolution // 2**level in self.attn_resolutions
+
+
+def build_vq(config: VQConfig) -> VQModel:
+    """A fresh diffusers VQModel with the architecture of `config`."""
+    levels = range(len(config.ch_mult))
+    down = tuple(
+        "AttnDownEncoderBlock2D" if config.level_has_attention(i) else "DownEncoderBlock2D" for i in levels
+    )
+    # the decoder's blocks run from the lowest resolution up
+    up = tuple(
+        "AttnUpDecoderBlock2D" if config.level_has_attention(i) else "UpDecoderBlock2D" for i in reversed(levels)
+    )
+    return VQModel(
+        in_channels=config.in_channels,
+        out_channels=config.out_channels,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=tuple(config.ch * m for m in config.ch_mult),
+        layers_per_block=config.num_res_blocks,
+        act_fn="silu",
+        latent_channels=config.z_channels,
+        sample_size=config.resolution,
+        num_vq_embeddings=config.n_embed,
+        norm_num_groups=config.norm_num_groups,
+        vq_embed_dim=config.embed_dim,
+        scaling_factor=1.0,
+        mid_block_add_attention=True,
+    )
+
+
+def encode(vq: VQModel, images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] (B, 3, H, W) -> continuous pre-quantization latents (B, embed_dim, H/f, W/f)."""
+    return vq.encode(images).latents
+
+
+def quantize(vq: VQModel, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest codebook vectors (straight-through gradient) and their indices (B, h, w)."""
+    quant, _, (_, _, indices) = vq.quantize(latents)
+    batch, _, height, width = latents.shape
+    return quant, indices.reshape(batch, height, width)
+
+
+def decode(vq: VQModel, latents: torch.Tensor) -> torch.Tensor:
+    """Continuous latents -> images in about [-1, 1] (quantizes first, as the original does)."""
+    return vq.decode(latents).sample
+
+
+def decode_codes(vq: VQModel, indices: torch.Tensor) -> torch.Tensor:
+    """Code indices (B, h, w) -> images."""
+    batch, height, width = indices.shape
+    quant = vq.quantize.get_codebook_entry(indices.reshape(-1), (batch, height, width, vq.config.vq_embed_dim))
+    return vq.decode(quant, force_not_quantize=True).sample
+
+
+def codebook_range(vq: VQModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel min and max of the codebook: the box latents are kept in during tuning."""
+    weight = vq.quantize.embedding.weight
+    return weight.min(dim=0).values, weight.max(dim=0).values
+
+
+def save_vq(vq: VQModel, folder: str | Path, metadata: dict | None = None) -> Path:
+    """Write a model folder: `<folder>/vq/` (config.json + safetensors) and `<folder>/posedraw.json`."""
+    folder = Path(folder)
+    vq.save_pretrained(folder / VQ_SUBFOLDER, safe_serialization=True)
+    info = {"kind": "vq", **(metadata or {})}
+    (folder / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
+    return folder
+
+
+def load_vq(folder: str | Path, device: str | torch.device = "cpu") -> VQModel:
+    """Load the VQ of a model folder (a VQ folder or a pipeline folder with a `vq/` component)."""
+    folder = Path(folder)
+    for candidate in (folder / VQ_SUBFOLDER, folder):
+        if (candidate / "config.json").is_file():
+            try:
+                vq = VQModel.from_pretrained(candidate, use_safetensors=True)
+            except (OSError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"{candidate}: not a loadable VQ model ({exc})") from None
+            return vq.to(device).eval()
+    raise CheckpointError(f"{folder}: expected a model folder with vq/config.json (made by convert or train vq)")
