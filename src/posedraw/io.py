@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,3 +58,25 @@ def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: no such image file") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder next to `path`; it replaces `path` only if the block succeeds.
+
+    A model folder is then either the old complete one or the new complete one, never half-written.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 import typer
 from rich.console import Console
 
+from posedraw.cli import convert as convert_cli
 from posedraw.cli import pose as pose_cli
+from posedraw.cli import train as train_cli
+from posedraw.cli import vq as vq_cli
 from posedraw.errors import PosedrawError
 
 app = typer.Typer(
@@ -22,6 +25,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(pose_cli.app, name="pose")
+app.add_typer(train_cli.app, name="train")
+app.add_typer(convert_cli.app, name="convert")
+app.add_typer(vq_cli.app, name="vq")
 
 USAGE_ERROR = 2
 

@@ -25,7 +25,13 @@ from posedraw.models.vq import VQConfig, build_vq
 LDM_FIRST_STAGE_PREFIX = "first_stage_model."
 IGNORED_PREFIXES = ("loss.",)  # LPIPS + discriminator of the training loss; not part of the model
 
-_RESNET_PARTS = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
+_RESNET_PARTS = {
+    "norm1": "norm1",
+    "conv1": "conv1",
+    "norm2": "norm2",
+    "conv2": "conv2",
+    "nin_shortcut": "conv_shortcut",
+}
 _ATTENTION_PARTS = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
 
 
@@ -64,7 +70,8 @@ def _rules(levels: int) -> list[tuple[re.Pattern[str], Callable[[re.Match[str]],
          lambda m: f"decoder.up_blocks.{up(m[1])}.upsamplers.0.conv.{m[2]}"),
         (re.compile(r"(encoder|decoder)\.mid\.block_([12])\.(.+)"),
          lambda m: _resnet(f"{m[1]}.mid_block.resnets.{int(m[2]) - 1}", m[3])),
-        (re.compile(r"(encoder|decoder)\.mid\.attn_1\.(.+)"), lambda m: _attention(f"{m[1]}.mid_block.attentions.0", m[2])),
+        (re.compile(r"(encoder|decoder)\.mid\.attn_1\.(.+)"),
+         lambda m: _attention(f"{m[1]}.mid_block.attentions.0", m[2])),
         (re.compile(r"(quant_conv|post_quant_conv)\.(weight|bias)"), lambda m: m[0]),
         (re.compile(r"quantize\.embedding\.weight"), lambda m: m[0]),
     ]  # fmt: skip

@@ -19,6 +19,7 @@ import torch
 from diffusers import VQModel
 
 from posedraw.errors import CheckpointError
+from posedraw.io import atomic_dir
 
 VQ_SUBFOLDER = "vq"
 
@@ -58,9 +59,7 @@ class VQConfig:
 def build_vq(config: VQConfig) -> VQModel:
     """A fresh diffusers VQModel with the architecture of `config`."""
     levels = range(len(config.ch_mult))
-    down = tuple(
-        "AttnDownEncoderBlock2D" if config.level_has_attention(i) else "DownEncoderBlock2D" for i in levels
-    )
+    down = tuple("AttnDownEncoderBlock2D" if config.level_has_attention(i) else "DownEncoderBlock2D" for i in levels)
     # the decoder's blocks run from the lowest resolution up
     up = tuple(
         "AttnUpDecoderBlock2D" if config.level_has_attention(i) else "UpDecoderBlock2D" for i in reversed(levels)
@@ -116,9 +115,10 @@ def codebook_range(vq: VQModel) -> tuple[torch.Tensor, torch.Tensor]:
 def save_vq(vq: VQModel, folder: str | Path, metadata: dict | None = None) -> Path:
     """Write a model folder: `<folder>/vq/` (config.json + safetensors) and `<folder>/posedraw.json`."""
     folder = Path(folder)
-    vq.save_pretrained(folder / VQ_SUBFOLDER, safe_serialization=True)
-    info = {"kind": "vq", **(metadata or {})}
-    (folder / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
+    with atomic_dir(folder) as tmp:
+        vq.save_pretrained(tmp / VQ_SUBFOLDER, safe_serialization=True)
+        info = {"kind": "vq", **(metadata or {})}
+        (tmp / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
     return folder
 
 
@@ -128,7 +128,7 @@ def load_vq(folder: str | Path, device: str | torch.device = "cpu") -> VQModel:
     for candidate in (folder / VQ_SUBFOLDER, folder):
         if (candidate / "config.json").is_file():
             try:
-                vq = VQModel.from_pretrained(candidate, use_safetensors=True)
+                vq = VQModel.from_pretrained(candidate, use_safetensors=True, low_cpu_mem_usage=False)
             except (OSError, ValueError, KeyError) as exc:
                 raise CheckpointError(f"{candidate}: not a loadable VQ model ({exc})") from None
             return vq.to(device).eval()

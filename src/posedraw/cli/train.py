@@ -1,0 +1,38 @@
+"""`posedraw train ...`: training jobs of every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from posedraw.cli.common import DeviceOption, DevicesOption, NodesOption, PrecisionOption
+
+app = typer.Typer(help="Train the models (Lightning: --devices/--num-nodes for DDP, resumable).", no_args_is_help=True)
+
+
+@app.command("vq")
+def train_vq_command(
+    config: Annotated[Path, typer.Option("--config", help="A configs/vq-*.yaml file.")],
+    data: Annotated[Path, typer.Option("--data", help="Folder of images (recursive; jpg/png/webp).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples, logs, model/.")] = Path(
+        "runs/vq"
+    ),
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Override the config's steps.")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing last.ckpt in OUT.")] = False,
+    device: DeviceOption = "auto",
+    devices: DevicesOption = 1,
+    num_nodes: NodesOption = 1,
+    precision: PrecisionOption = None,
+) -> None:
+    """Train a VQGAN first stage; rerun the same command to resume after an interruption.
+
+    Example: posedraw train vq --config configs/vq-toy-f4.yaml --data images/ --out runs/vq-toy
+    """
+    from posedraw.train.trainer import RunOptions
+    from posedraw.train.vq import train_vq
+
+    options = RunOptions(out, device, devices, num_nodes, precision, max_steps, resume=not restart)
+    model_dir = train_vq(config, data, options)
+    typer.echo(f"model saved to {model_dir}")

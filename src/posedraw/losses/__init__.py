@@ -1,0 +1,1 @@
+"""Training losses of the VQGAN first stages: reconstruction, perceptual (LPIPS), adversarial, codebook."""

@@ -1,0 +1,1 @@
+"""LightningModules (one per stage) and the Trainer wiring they share."""
