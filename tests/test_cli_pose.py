@@ -9,18 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posedraw.cli.main import run
 from posedraw.pose import read_pose
 
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        run([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from .cli_helpers import run_cli as _run
 
 
 def test_convert_danbooru_to_openpose_and_back_is_lossless(capsys, keypoint_files, tmp_path):

@@ -10,7 +10,6 @@ import dataclasses
 import os
 import types
 import typing
-from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -20,22 +19,24 @@ from posedraw.errors import ConfigError
 T = TypeVar("T")
 
 
-def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
-    """Build dataclass `cls` from a mapping, checking every key and value type."""
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build dataclass `cls` from a mapping, checking every key and value type; `where` names it in errors."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; expected one of {', '.join(fields)}")
+        raise ConfigError(f"{_join(where, unknown[0])}: unknown key; expected one of {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
-    values = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    values = {name: _convert(hints[name], value, _join(where, name)) for name, value in data.items()}
     try:
         return cls(**values)
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{where}: {exc}") from None
-    except ValueError as exc:  # __post_init__ validation
-        raise ConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a required field is missing, or __post_init__ validation
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
@@ -92,11 +93,11 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
 
 def load_config(cls: type[T], path: str | os.PathLike[str]) -> T:
     """Load dataclass `cls` from a YAML file; errors name the file and the key."""
+    data = read_yaml(path)
     try:
-        return from_dict(cls, read_yaml(path), Path(path).name)
+        return from_dict(cls, {} if data is None else data)
     except ConfigError as exc:
-        message = str(exc)
-        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def convert_state_dict(source: dict[str, torch.Tensor], config: VQConfig, origin
         if tensor.shape != expected[target].shape:
             raise CheckpointError(
                 f"{origin}: key {key!r} has shape {tuple(tensor.shape)}, the config expects "
-                f"{tuple(expected[target].shape)}"
+                f"{tuple(expected[target].shape)}; does the config match?"
             )
         converted[target] = tensor
     missing = sorted(set(expected) - set(converted))

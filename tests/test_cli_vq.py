@@ -1,0 +1,74 @@
+"""`posedraw convert vq`, `posedraw vq reconstruct` and `posedraw train vq` through the real entry point."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from .cli_helpers import run_cli
+from .synthetic import write_shapes
+
+
+def test_convert_then_reconstruct_reproduces_the_reference_latent_and_codes(capsys, fixtures, tmp_path):
+    folder = fixtures / "taming_vqgan_f16_tiny"
+    code, out, err = run_cli(capsys, "convert", "vq", folder / "model.ckpt", "--config", folder / "config.yaml",
+                             "--out", tmp_path / "vq16")  # fmt: skip
+    assert code == 0, err
+    assert "f16, 96 codes of 8 dims" in out
+    code, out, err = run_cli(capsys, "vq", "reconstruct", folder / "vq_input.png", "--model", tmp_path / "vq16",
+                             "--out", tmp_path / "rec", "--save-latent", "--save-codes", "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert "mean PSNR" in out
+    expected = load_file(folder / "expected.safetensors")
+    latent = torch.from_numpy(np.load(tmp_path / "rec" / "vq_input.latent.npy"))
+    assert torch.allclose(latent, expected["vq_prequant"][0], atol=1e-4)
+    assert np.array_equal(np.load(tmp_path / "rec" / "vq_input.codes.npy"), expected["vq_indices"][0].numpy())
+    assert (tmp_path / "rec" / "vq_input.png").is_file()
+
+
+def test_convert_the_first_stage_of_a_latent_diffusion_checkpoint(capsys, fixtures, tmp_path):
+    folder = fixtures / "ldm_kp_f4_tiny"
+    code, out, _ = run_cli(capsys, "convert", "vq", folder / "model.ckpt", "--config", folder / "config.yaml",
+                           "--out", tmp_path / "vq4")  # fmt: skip
+    assert code == 0 and "f4, 64 codes of 3 dims" in out
+
+
+def test_convert_errors_are_one_line_and_leave_no_folder(capsys, fixtures, tmp_path):
+    ldm = fixtures / "ldm_kp_f4_tiny"
+    taming = fixtures / "taming_vqgan_f16_tiny"
+    cases = [
+        (["convert", "vq", tmp_path / "none.ckpt", "--config", ldm / "config.yaml"], "none.ckpt: no such checkpoint"),
+        (["convert", "vq", ldm / "model.ckpt", "--config", taming / "config.yaml"], "does the config match"),
+        (["convert", "vq", ldm / "model.ckpt", "--config", ldm / "expected.json"], "expected a taming-transformers"),
+    ]
+    for argv, message in cases:
+        code, _, err = run_cli(capsys, *argv, "--out", tmp_path / "out")
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "out").exists()
+
+
+def test_reconstruct_errors(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "vq", "reconstruct", tmp_path / "x.png", "--model", tmp_path, "--out", tmp_path)
+    assert code == 2 and "expected a model folder with vq/config.json" in err
+
+
+def test_train_vq_command_trains_resumes_and_exports(capsys, tmp_path):
+    write_shapes(tmp_path / "images", 8)
+    config = tmp_path / "toy.yaml"
+    config.write_text(
+        "model: {resolution: 32, ch: 16, ch_mult: [1, 2], num_res_blocks: 1, z_channels: 3, embed_dim: 3,"
+        " n_embed: 16, norm_num_groups: 8}\n"
+        "loss: {perceptual_weight: 0.0, disc_start: 2, disc_layers: 1, disc_channels: 8}\n"
+        "train: {batch_size: 2, sample_every: 2, checkpoint_every: 2, num_workers: 0}\n"
+    )
+    argv = ["train", "vq", "--config", config, "--data", tmp_path / "images", "--out", tmp_path / "run", "--device", "cpu"]
+    code, out, err = run_cli(capsys, *argv, "--max-steps", "3")
+    assert code == 0, err
+    assert "model saved to" in out and (tmp_path / "run" / "model" / "vq" / "config.json").is_file()
+    code, _, err = run_cli(capsys, *argv, "--max-steps", "5")
+    assert code == 0, err
+    assert '"steps": 5' in (tmp_path / "run" / "model" / "posedraw.json").read_text()
+    config.write_text("model: {ch: 32}\ntrain: {batchsize: 2}\n")
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "train.batchsize: unknown key" in err
