@@ -47,7 +47,9 @@ def measure(config_name: str, batch: int, steps: int) -> dict:
 
     def step() -> None:  # the body of VQGANModule.training_step without a Trainer around it
         out = module.vq(images)
-        g_loss, _ = module.loss.generator_loss(images, out.sample, out.commit_loss, 1, module.vq.decoder.conv_out.weight)
+        g_loss, _ = module.loss.generator_loss(
+            images, out.sample, out.commit_loss, 1, module.vq.decoder.conv_out.weight
+        )
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
@@ -94,8 +96,14 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", name, "--batch", str(args.batch), "--steps", str(args.steps)]
         output = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    machine = {"cpu_count": __import__("os").cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
-    print(json.dumps({"benchmark": "vq_train", "date": time.strftime("%Y-%m-%d"), "machine": machine, "results": results}))
+    machine = {
+        "cpu_count": __import__("os").cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+    print(
+        json.dumps({"benchmark": "vq_train", "date": time.strftime("%Y-%m-%d"), "machine": machine, "results": results})
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def _join(where: str, key: str) -> str:
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     """Build dataclass `cls` from a mapping, checking every key and value type; `where` names it in errors."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+        raise ConfigError(
+            f"{where or 'config'}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:

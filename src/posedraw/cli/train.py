@@ -35,4 +35,5 @@ def train_vq_command(
 
     options = RunOptions(out, device, devices, num_nodes, precision, max_steps, resume=not restart)
     model_dir = train_vq(config, data, options)
-    typer.echo(f"model saved to {model_dir}")
+    if model_dir is not None:  # the other DDP ranks stay quiet
+        typer.echo(f"model saved to {model_dir}")

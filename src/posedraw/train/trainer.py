@@ -92,8 +92,18 @@ class StepCheckpoints(Callback):
             self.save(trainer)
 
 
-def make_trainer(options: RunOptions, max_steps: int, checkpoint_every: int, callbacks: list[Callback]) -> L.Trainer:
+def make_trainer(
+    options: RunOptions,
+    max_steps: int,
+    checkpoint_every: int,
+    callbacks: list[Callback],
+    unused_parameters: bool = False,
+) -> L.Trainer:
+    """A Trainer for `options`. `unused_parameters`: some backward passes leave parameters without gradient
+    (a GAN's generator and discriminator steps), which DDP must be told about."""
     device = resolve_device(options.device)
+    distributed = options.devices * options.num_nodes > 1
+    strategy = ("ddp_find_unused_parameters_true" if unused_parameters else "ddp") if distributed else "auto"
     _quiet_lightning()
     progress: list[Callback] = []
     if options.progress:
@@ -103,6 +113,7 @@ def make_trainer(options: RunOptions, max_steps: int, checkpoint_every: int, cal
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=options.devices,
         num_nodes=options.num_nodes,
+        strategy=strategy,
         precision=options.precision or default_precision(device),  # type: ignore[arg-type]
         max_steps=-1,  # StepCheckpoints stops at the module's own step count
         max_epochs=-1,

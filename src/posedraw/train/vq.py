@@ -114,8 +114,8 @@ def image_grid(rows: list[list[torch.Tensor]]) -> Image.Image:
     return grid
 
 
-def train_vq(config_path: Path, data: Path, options: RunOptions) -> Path:
-    """Train (or resume) a VQGAN; returns the exported model folder `<out>/model`."""
+def train_vq(config_path: Path, data: Path, options: RunOptions) -> Path | None:
+    """Train (or resume) a VQGAN; returns the exported model folder `<out>/model` (None on other DDP ranks)."""
     config = load_config(VQRunConfig, config_path)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     dataset = ImageFolder(data, config.model.resolution, augment=True)
@@ -132,13 +132,16 @@ def train_vq(config_path: Path, data: Path, options: RunOptions) -> Path:
     )
     fixed = torch.stack([dataset.load(i, augment=False) for i in range(min(8, len(dataset)))])
     grid = ReconstructionGrid(fixed, options.out / "samples", config.train.sample_every)
-    trainer = make_trainer(options, config.train.max_steps, config.train.checkpoint_every, [grid])
+    trainer = make_trainer(
+        options, config.train.max_steps, config.train.checkpoint_every, [grid], unused_parameters=True
+    )
     module = VQGANModule(config)
     trainer.fit(module, loader, ckpt_path=resume_path(options))
+    if not trainer.is_global_zero:
+        return None
     model_dir = options.out / "model"
-    if trainer.is_global_zero:
-        save_vq(module.vq, model_dir, {"config": to_dict(config), "steps": int(module.step)})
-        grid.write(module, int(module.step))
+    save_vq(module.vq, model_dir, {"config": to_dict(config), "steps": int(module.step)})
+    grid.write(module, int(module.step))
     return model_dir
 
 
