@@ -128,7 +128,7 @@ def load_vq(folder: str | Path, device: str | torch.device = "cpu") -> VQModel:
     for candidate in (folder / VQ_SUBFOLDER, folder):
         if (candidate / "config.json").is_file():
             try:
-                vq = VQModel.from_pretrained(candidate, use_safetensors=True, low_cpu_mem_usage=False)
+                vq = VQModel.from_pretrained(candidate, use_safetensors=True)
             except (OSError, ValueError, KeyError) as exc:
                 raise CheckpointError(f"{candidate}: not a loadable VQ model ({exc})") from None
             return vq.to(device).eval()
