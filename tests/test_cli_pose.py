@@ -29,8 +29,9 @@ def test_convert_pad_square_then_danbooru(capsys, tmp_path):
     (tmp_path / "tall.json").write_text(json.dumps(doc))
     code, _, err = _run(capsys, "pose", "convert", tmp_path / "tall.json", tmp_path / "d.json", "--to", "danbooru")
     assert code == 2 and "--pad-square" in err and not (tmp_path / "d.json").exists()
-    code, _, _ = _run(capsys, "pose", "convert", tmp_path / "tall.json", tmp_path / "d.json", "--to", "danbooru",
-                      "--pad-square")  # fmt: skip
+    code, _, _ = _run(
+        capsys, "pose", "convert", tmp_path / "tall.json", tmp_path / "d.json", "--to", "danbooru", "--pad-square"
+    )
     assert code == 0
     assert json.loads((tmp_path / "d.json").read_text())["nose"] == pytest.approx([20.0 * 2.56, 60.0 * 2.56])
 
@@ -44,8 +45,9 @@ def test_render_writes_a_skeleton_png_of_the_requested_size(capsys, keypoint_fil
 
 def test_render_over_an_image(capsys, keypoint_files, tmp_path):
     Image.new("RGB", (300, 300), (0, 0, 255)).save(tmp_path / "photo.png")
-    code, _, _ = _run(capsys, "pose", "render", keypoint_files["1000846"], tmp_path / "o.png", "--over",
-                      tmp_path / "photo.png")  # fmt: skip
+    code, _, _ = _run(
+        capsys, "pose", "render", keypoint_files["1000846"], tmp_path / "o.png", "--over", tmp_path / "photo.png"
+    )
     image = np.asarray(Image.open(tmp_path / "o.png"))
     assert code == 0 and image.shape == (300, 300, 3)
     assert tuple(image[2, 2]) == (0, 0, 255) and (image != (0, 0, 255)).any(axis=-1).sum() > 100
@@ -60,8 +62,9 @@ def test_show_lists_every_joint(capsys, keypoint_files):
 def test_detect_writes_a_pose_and_a_rendering(capsys, tmp_path):
     skimage_data = pytest.importorskip("skimage.data")
     Image.fromarray(skimage_data.astronaut()).save(tmp_path / "astronaut.png")
-    code, out, _ = _run(capsys, "pose", "detect", tmp_path / "astronaut.png", tmp_path / "pose.json", "--render",
-                        tmp_path / "pose.png")  # fmt: skip
+    code, out, _ = _run(
+        capsys, "pose", "detect", tmp_path / "astronaut.png", tmp_path / "pose.json", "--render", tmp_path / "pose.png"
+    )
     assert code == 0, out
     assert read_pose(tmp_path / "pose.json").visible.sum() >= 5
     assert Image.open(tmp_path / "pose.png").size == (512, 512)

@@ -16,12 +16,25 @@ from .synthetic import write_shapes
 
 def test_convert_then_reconstruct_reproduces_the_reference_latent_and_codes(capsys, fixtures, tmp_path):
     folder = fixtures / "taming_vqgan_f16_tiny"
-    code, out, err = run_cli(capsys, "convert", "vq", folder / "model.ckpt", "--config", folder / "config.yaml",
-                             "--out", tmp_path / "vq16")  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "convert", "vq", folder / "model.ckpt", "--config", folder / "config.yaml", "--out", tmp_path / "vq16"
+    )
     assert code == 0, err
     assert "f16, 96 codes of 8 dims" in out
-    code, out, err = run_cli(capsys, "vq", "reconstruct", folder / "vq_input.png", "--model", tmp_path / "vq16",
-                             "--out", tmp_path / "rec", "--save-latent", "--save-codes", "--device", "cpu")  # fmt: skip
+    code, out, err = run_cli(
+        capsys,
+        "vq",
+        "reconstruct",
+        folder / "vq_input.png",
+        "--model",
+        tmp_path / "vq16",
+        "--out",
+        tmp_path / "rec",
+        "--save-latent",
+        "--save-codes",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert "mean PSNR" in out
     expected = load_file(folder / "expected.safetensors")
@@ -33,8 +46,9 @@ def test_convert_then_reconstruct_reproduces_the_reference_latent_and_codes(caps
 
 def test_convert_the_first_stage_of_a_latent_diffusion_checkpoint(capsys, fixtures, tmp_path):
     folder = fixtures / "ldm_kp_f4_tiny"
-    code, out, _ = run_cli(capsys, "convert", "vq", folder / "model.ckpt", "--config", folder / "config.yaml",
-                           "--out", tmp_path / "vq4")  # fmt: skip
+    code, out, _ = run_cli(
+        capsys, "convert", "vq", folder / "model.ckpt", "--config", folder / "config.yaml", "--out", tmp_path / "vq4"
+    )
     assert code == 0 and "f4, 64 codes of 3 dims" in out
 
 
@@ -99,10 +113,27 @@ def test_train_vq_runs_data_parallel_on_two_processes(tmp_path):
     write_shapes(tmp_path / "images", 8)
     script = Path(sys.executable).parent / "posedraw"
     result = subprocess.run(
-        [str(script), "train", "vq", "--config", str(_tiny_config(tmp_path)), "--data", str(tmp_path / "images"),
-         "--out", str(tmp_path / "run"), "--device", "cpu", "--devices", "2", "--max-steps", "3"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            str(script),
+            "train",
+            "vq",
+            "--config",
+            str(_tiny_config(tmp_path)),
+            "--data",
+            str(tmp_path / "images"),
+            "--out",
+            str(tmp_path / "run"),
+            "--device",
+            "cpu",
+            "--devices",
+            "2",
+            "--max-steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("model saved to") == 1  # only rank 0 exports and reports
     assert '"steps": 3' in (tmp_path / "run" / "model" / "posedraw.json").read_text()

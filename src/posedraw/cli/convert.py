@@ -33,3 +33,28 @@ def convert_vq_command(
         f"wrote {out}: f{factor}, {vq.config.num_vq_embeddings} codes of {vq.config.vq_embed_dim} dims, "
         f"{sum(p.numel() for p in vq.parameters()) / 1e6:.1f}M parameters"
     )
+
+
+@app.command("ldm")
+def convert_ldm_command(
+    checkpoint: Annotated[Path, typer.Argument(help="model.ckpt of an original keypoint latent-diffusion model.")],
+    config: Annotated[Path, typer.Option("--config", help="The checkpoint's original config.yaml.")],
+    out: Annotated[Path, typer.Option("--out", help="Pipeline folder to write.")],
+    no_ema: Annotated[bool, typer.Option("--no-ema", help="Use the live weights instead of the EMA weights.")] = False,
+    trust_checkpoint: TrustOption = False,
+) -> None:
+    """Convert an original keypoint LDM checkpoint (UNet + first stage + schedule) into a pipeline folder.
+
+    Example: posedraw convert ldm kp/model.ckpt --config kp/config.yaml --out models/keypoints-danbooru
+    """
+    from posedraw.compat.ldm import convert_ldm_checkpoint
+    from posedraw.io import atomic_dir
+
+    pipeline = convert_ldm_checkpoint(checkpoint, config, use_ema=not no_ema, trust_checkpoint=trust_checkpoint)
+    with atomic_dir(out) as tmp:
+        pipeline.save_pretrained(tmp, safe_serialization=True)
+    unet = sum(p.numel() for p in pipeline.unet.parameters()) / 1e6
+    typer.echo(
+        f"wrote {out}: UNet {unet:.1f}M parameters ({'live' if no_ema else 'EMA'} weights), "
+        f"latent {tuple(pipeline.latent_shape)}, scale_factor {pipeline.vq.config.scaling_factor:g}"
+    )

@@ -156,12 +156,16 @@ def convert_ldm_checkpoint(
     if params.get("conditioning_key", "crossattn") != "crossattn":
         raise CheckpointError(f"{config_path}: conditioning_key {params['conditioning_key']!r}; expected crossattn")
     state = load_state_dict(checkpoint, trust_checkpoint)
-    unet = convert_unet(_unet_source(state, use_ema, origin), unet_config_from_original(original, str(config_path)), origin)
+    unet = convert_unet(
+        _unet_source(state, use_ema, origin), unet_config_from_original(original, str(config_path)), origin
+    )
     vq_config = vq_config_from_original(original, str(config_path))
     vq = convert_state_dict(first_stage_weights(state), vq_config, origin)
     vq.register_to_config(scaling_factor=scale_factor_of(original, state))
     scheduler = scheduler_from_original(original, str(config_path))
     _check_schedule(scheduler, state, origin)
     if unet.config.cross_attention_dim != 17:
-        raise CheckpointError(f"{config_path}: context_dim {unet.config.cross_attention_dim}; the legacy keypoint encoder needs 17")
+        raise CheckpointError(
+            f"{config_path}: context_dim {unet.config.cross_attention_dim}; the legacy keypoint encoder needs 17"
+        )
     return KeypointLDMPipeline(unet=unet, vq=vq, scheduler=scheduler, pose_encoder=LegacyPoseEncoder())

@@ -119,7 +119,7 @@ class KeypointLDMPipeline(DiffusionPipeline):
             model_input = scheduler.scale_model_input(x, t)
             output = self._denoise(model_input, t, cond, guided, guidance)
             if x0_every and (i % x0_every == 0 or i == len(scheduler.timesteps) - 1):
-                x0 = predicted_x0(model_input, output, alphas[int(round(float(t)))], scheduler.config.prediction_type)
+                x0 = predicted_x0(model_input, output, alphas[round(float(t))], scheduler.config.prediction_type)
                 intermediates.append((i, self.decode_latents(x0)))
             x = scheduler.step(output, t, x, **kwargs).prev_sample
         images = self.decode_latents(x)

@@ -1,0 +1,77 @@
+"""`posedraw generate`: poses in, drawings out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from posedraw.cli.common import DeviceOption
+from posedraw.cli.options import CoordinateSpace, read_options
+
+
+def _pose_files(poses: list[Path], pose_dir: Path | None) -> list[Path]:
+    from posedraw.errors import PosedrawError
+
+    files = list(poses)
+    if pose_dir is not None:
+        if not pose_dir.is_dir():
+            raise PosedrawError(f"--pose-dir {pose_dir}: no such folder")
+        files += sorted(pose_dir.glob("*.json"))
+    return files
+
+
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (and latents, grids, progress rows).")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Pipeline folder (from convert ldm or train ldm).")
+    ] = None,
+    pose: Annotated[list[Path] | None, typer.Option("--pose", help="Pose file in any format; repeat for more.")] = None,
+    pose_dir: Annotated[Path | None, typer.Option("--pose-dir", help="Every *.json pose file of a folder.")] = None,
+    num: Annotated[int, typer.Option("--num", min=1, help="Images per pose (seeds SEED, SEED+1, ...).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
+    sampler: Annotated[str, typer.Option("--sampler", help="ddim, plms, ddpm, dpm++, unipc or euler.")] = "dpm++",
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Sampling steps.")] = 20,
+    eta: Annotated[float, typer.Option("--eta", min=0.0, help="DDIM eta (0 = deterministic).")] = 0.0,
+    guidance: Annotated[float, typer.Option("--guidance", help="Pose guidance scale (1 = off).")] = 1.0,
+    latents: Annotated[Path | None, typer.Option("--latents", help="Start latents .npy: (C,h,w) or (N,C,h,w).")] = None,
+    save_latent: Annotated[bool, typer.Option("--save-latent", help="Write the final VQ latent .npy.")] = False,
+    progress_row: Annotated[bool, typer.Option("--progress-row", help="Write x0 predictions left to right.")] = False,
+    grid: Annotated[bool, typer.Option("--grid", help="Write pose | sample side by side.")] = False,
+    from_png: Annotated[Path | None, typer.Option("--from-png", help="Redo a PNG made by generate.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per network batch.")] = 4,
+    canvas: Annotated[str | None, typer.Option("--canvas", help="WIDTHxHEIGHT for pose files without one.")] = None,
+    coords: Annotated[CoordinateSpace | None, typer.Option("--coords", help="Coordinates of ambiguous files.")] = None,
+    device: DeviceOption = "auto",
+) -> None:
+    """Draw characters in the given poses.
+
+    Example: posedraw generate --model models/keypoints-danbooru --pose pose.json --num 4 --grid --out out/
+    """
+    from posedraw.errors import PosedrawError
+    from posedraw.pipelines.generate import Job, Outputs, SamplingOptions, load_pipeline, load_start_latents, run_jobs
+    from posedraw.pose import read_pose
+    from posedraw.train.trainer import resolve_device
+
+    if from_png is not None:
+        from posedraw.pipelines.generate import read_png_metadata
+
+        job, sampling, recorded_model = read_png_metadata(from_png)
+        jobs, model = [job], model or Path(recorded_model)
+    else:
+        files = _pose_files(pose or [], pose_dir)
+        if not files:
+            raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")
+        options = read_options(canvas, coords, None)
+        jobs = [Job(read_pose(f, options=options), f.stem, seed + k) for f in files for k in range(num)]
+        sampling = SamplingOptions(sampler, steps, eta, guidance)
+    if model is None:
+        raise PosedrawError("--model: expected a pipeline folder")
+    pipeline = load_pipeline(model, resolve_device(device))
+    start = None if latents is None else load_start_latents(latents, len(jobs), pipeline.latent_shape)
+    written = run_jobs(
+        pipeline, jobs, sampling, str(model), out, Outputs(save_latent, grid, progress_row), batch_size, start
+    )
+    for path in written:
+        typer.echo(f"wrote {path}")
