@@ -90,21 +90,27 @@ class KeypointLDMPipeline(DiffusionPipeline):
         poses: Sequence[Pose],
         seeds: Sequence[int] | None = None,
         latents: torch.Tensor | None = None,
-        sampler: str = DEFAULT_SAMPLER,
+        sampler: str | SchedulerMixin = DEFAULT_SAMPLER,
         steps: int = DEFAULT_STEPS,
         eta: float = 0.0,
         guidance: float = 1.0,
         x0_every: int | None = None,
     ) -> KeypointLDMOutput:
-        """Draw one image per pose. `seeds` (one per pose) or `latents` (B, C, h, w) fix the start noise."""
+        """Draw one image per pose. `seeds` (one per pose) or `latents` (B, C, h, w) fix the start noise.
+
+        `sampler` is a name from `posedraw.pipelines.samplers.SAMPLERS` or a configured scheduler.
+        """
         batch = len(poses)
         seeds = list(seeds) if seeds is not None else list(range(batch))
         if len(seeds) != batch:
             raise PosedrawError(f"seeds: expected one per pose ({batch}), got {len(seeds)}")
         if steps < 1:
             raise PosedrawError(f"--steps: expected at least 1, got {steps}")
-        scheduler = make_sampler(sampler, dict(self.scheduler.config))
+        scheduler = make_sampler(sampler, dict(self.scheduler.config)) if isinstance(sampler, str) else sampler
         scheduler.set_timesteps(steps, device=self.device)
+        if int(scheduler.timesteps.max()) >= scheduler.config.num_train_timesteps:
+            # leading spacing with offset 1 (the original DDIM grid) cannot use every train step
+            raise PosedrawError(f"--steps: at most {scheduler.config.num_train_timesteps - 1} for this sampler")
         if latents is None:
             latents = initial_noise(seeds, self.latent_shape)
         elif tuple(latents.shape) != (batch, *self.latent_shape):
