@@ -81,7 +81,7 @@ def load_start_latents(path: Path, count: int, shape: tuple[int, ...]) -> torch.
         raise PosedrawError(f"{path}: expected a latent of shape {shape} or {(count, *shape)}, got {array.shape}")
     if not np.isfinite(array).all():
         raise PosedrawError(f"{path}: expected finite numbers")
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return torch.from_numpy(np.array(array, dtype=np.float32))  # a writable copy (broadcasts are read-only views)
 
 
 def metadata(job: Job, sampling: SamplingOptions, model: str) -> dict[str, Any]:
