@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from posedraw.cli import convert as convert_cli
+from posedraw.cli import data as data_cli
 from posedraw.cli import generate as generate_cli
 from posedraw.cli import pose as pose_cli
 from posedraw.cli import train as train_cli
@@ -29,6 +30,7 @@ app.add_typer(pose_cli.app, name="pose")
 app.add_typer(train_cli.app, name="train")
 app.add_typer(convert_cli.app, name="convert")
 app.add_typer(vq_cli.app, name="vq")
+app.add_typer(data_cli.app, name="data")
 app.command("generate")(generate_cli.generate)
 
 USAGE_ERROR = 2

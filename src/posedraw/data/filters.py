@@ -1,0 +1,132 @@
+"""Filters for real training data, each with a reason recorded in the manifest.
+
+Skeleton plausibility thresholds are learned from the data's own statistics (as the original author did
+by plotting joint positions): each limb's length relative to the torso is compared with the median and
+the median absolute deviation of that ratio over all input poses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from posedraw.pose import JOINTS, Pose
+
+J = {name: i for i, name in enumerate(JOINTS)}
+LIMBS = {
+    f"{side}_{name}": (f"{side}_{a}", f"{side}_{b}")
+    for side in ("left", "right")
+    for name, (a, b) in {
+        "upper_arm": ("shoulder", "elbow"),
+        "forearm": ("elbow", "wrist"),
+        "thigh": ("hip", "knee"),
+        "shin": ("knee", "ankle"),
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    min_image_side: int = 128
+    min_visible_joints: int = 10
+    limb_mad_factor: float = 6.0  # limbs further than this many MADs from the median ratio are implausible
+    max_outside: float = 0.25  # joints more than this fraction of the canvas outside it are implausible
+    max_border: float = 0.5  # images whose uniform borders cover more than this fraction are skipped
+    ratings: tuple[str, ...] = ()  # keep only these ratings (empty: any)
+    include_tags: tuple[str, ...] = ()  # keep only samples with one of these tags (empty: any)
+    exclude_tags: tuple[str, ...] = ()
+    check_skeleton: bool = True
+    check_borders: bool = True
+
+
+@dataclass(frozen=True)
+class LimbStatistics:
+    """Median and MAD of each limb's length divided by the torso length (mid-shoulder to mid-hip)."""
+
+    median: dict[str, float] = field(default_factory=dict)
+    mad: dict[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def learn(poses: Iterable[Pose]) -> LimbStatistics:
+        ratios: dict[str, list[float]] = {name: [] for name in LIMBS}
+        for pose in poses:
+            torso = _torso(pose)
+            if torso is None:
+                continue
+            for name, length in _limbs(pose).items():
+                ratios[name].append(length / torso)
+        median = {n: float(np.median(v)) for n, v in ratios.items() if len(v) >= 5}
+        mad = {n: float(np.median(np.abs(np.array(ratios[n]) - median[n]))) for n in median}
+        return LimbStatistics(median, mad)
+
+
+def _point(pose: Pose, name: str) -> np.ndarray | None:
+    return pose.xy[0, J[name]] if pose.present[0, J[name]] else None
+
+
+def _torso(pose: Pose) -> float | None:
+    points = [_point(pose, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    if any(p is None for p in points):
+        return None
+    length = float(np.linalg.norm((points[0] + points[1]) / 2 - (points[2] + points[3]) / 2))
+    return length if length > 1e-6 else None
+
+
+def _limbs(pose: Pose) -> dict[str, float]:
+    lengths = {}
+    for name, (a, b) in LIMBS.items():
+        pa, pb = _point(pose, a), _point(pose, b)
+        if pa is not None and pb is not None:
+            lengths[name] = float(np.linalg.norm(pa - pb))
+    return lengths
+
+
+def skeleton_problem(pose: Pose, stats: LimbStatistics, config: FilterConfig) -> str | None:
+    """Why a pose is implausible, or None."""
+    margin = config.max_outside * max(pose.width, pose.height)
+    xy = pose.xy[0][pose.present[0]]
+    limit = np.array([pose.width, pose.height]) + margin
+    if len(xy) and ((xy < -margin).any() or (xy > limit).any()):
+        return "joints far outside the frame"
+    shoulders = [_point(pose, n) for n in ("left_shoulder", "right_shoulder")]
+    hips = [_point(pose, n) for n in ("left_hip", "right_hip")]
+    complete = all(p is not None for p in shoulders + hips)
+    if complete and max(h[1] for h in hips) < min(s[1] for s in shoulders):  # type: ignore[index]
+        return "hips above shoulders"
+    torso = _torso(pose)
+    if torso is not None:
+        for name, length in _limbs(pose).items():
+            if name in stats.median:
+                spread = max(stats.mad[name], 0.05 * stats.median[name])
+                if abs(length / torso - stats.median[name]) > config.limb_mad_factor * spread:
+                    return f"implausible {name.replace('_', ' ')} length"
+    return None
+
+
+def uniform_border_fraction(image: Image.Image, tolerance: float = 4.0) -> float:
+    """Fraction of the image area in uniform rows/columns at its edges (letterboxing, padding)."""
+    pixels = np.asarray(image.convert("L"), dtype=np.float32)
+    rows, cols = pixels.std(axis=1) <= tolerance, pixels.std(axis=0) <= tolerance
+
+    def run(flags: np.ndarray) -> int:
+        return int(np.argmin(flags)) if not flags.all() else len(flags)
+
+    top, bottom = run(rows), run(rows[::-1])
+    left, right = run(cols), run(cols[::-1])
+    h, w = pixels.shape
+    kept = max(0, h - top - bottom) * max(0, w - left - right)
+    return 1.0 - kept / (h * w)
+
+
+def metadata_problem(tags: list[str], rating: str | None, config: FilterConfig) -> str | None:
+    if config.ratings and rating not in config.ratings:
+        return f"rating {rating} not in {list(config.ratings)}"
+    if config.include_tags and not set(tags) & set(config.include_tags):
+        return "none of the wanted tags"
+    excluded = sorted(set(tags) & set(config.exclude_tags))
+    if excluded:
+        return f"excluded tag {excluded[0]}"
+    return None

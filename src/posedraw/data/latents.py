@@ -1,0 +1,187 @@
+"""The latent and code cache: a dataset encoded once by a VQ model, so training never runs the encoder.
+
+For every sample the cache stores, in shards named like the source's:
+  <id>.latent.npy       (2, C, h, w) float16 pre-quantization latents: [as is, horizontally flipped image]
+  <id>.codes.npy        (2, h, w) int16/int32 code indices, same two orientations
+  <id>.pose.json        the pose; <id>.pose_flip.json the flipped pose (left/right swapped)
+Both orientations are encoded because flipping a latent is not the latent of the flipped image: the VQ
+encoder's downsampling pads asymmetrically (right/bottom only) and its filters are not mirror-symmetric.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.progress import Progress
+from torch.utils.data import IterableDataset, get_worker_info
+
+from posedraw.data.images import to_tensor
+from posedraw.data.loader import assign_shards, distributed_rank
+from posedraw.data.shards import FIXED_MTIME, decode_sample, read_raw_samples, shard_urls
+from posedraw.errors import DataError
+from posedraw.io import atomic_path, write_text_atomic
+from posedraw.models.vq import encode, quantize
+from posedraw.pose import dump_pose, flip_horizontal, parse_pose, resize
+
+LATENT_SCHEMA = "posedraw.latents/1"
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), FIXED_MTIME, 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+@torch.no_grad()
+def _encode_batch(vq, images: list[Image.Image], want_latents: bool, want_codes: bool) -> tuple[np.ndarray, np.ndarray]:
+    device = next(vq.parameters()).device
+    batch = torch.stack(
+        [to_tensor(im) for im in images] + [to_tensor(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) for im in images]
+    )
+    latents = encode(vq, batch.to(device))
+    codes = quantize(vq, latents)[1] if want_codes else None
+    n = len(images)
+    lat = latents.float().cpu().numpy() if want_latents else None
+    pairs_lat = np.stack([lat[:n], lat[n:]], axis=1).astype(np.float16) if lat is not None else None
+    pairs_codes = None
+    if codes is not None:
+        dtype = np.int16 if vq.config.num_vq_embeddings <= 32767 else np.int32
+        c = codes.cpu().numpy().astype(dtype)
+        pairs_codes = np.stack([c[:n], c[n:]], axis=1)
+    return pairs_lat, pairs_codes  # type: ignore[return-value]
+
+
+def cache_dataset(
+    dataset: str | Path,
+    vq,
+    out: Path,
+    latents: bool = True,
+    codes: bool = True,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Encode every sample of `dataset` (resumable per shard); returns the cache's index."""
+    if not (latents or codes):
+        raise DataError("cache-latents: nothing to cache (choose --latents and/or --codes)")
+    size = int(vq.config.sample_size)
+    urls = shard_urls(dataset)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    names, total = [], 0
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("encoding shards", total=len(urls))
+        for url in urls:
+            name = "shards/" + url.rsplit("/", 1)[-1]
+            names.append(name)
+            if not (out / name).is_file():
+                total += _cache_shard(url, out / name, vq, size, latents, codes, batch_size)
+            bar.advance(task)
+    index = {
+        "schema": LATENT_SCHEMA,
+        "source": str(dataset),
+        "shards": names,
+        "size": size,
+        "latent_shape": list(encode(vq, torch.zeros(1, 3, size, size, device=next(vq.parameters()).device)).shape[1:]),
+        "latents": latents,
+        "codes": codes,
+        "num_codes": int(vq.config.num_vq_embeddings),
+    }
+    write_text_atomic(out / "dataset.json", json.dumps(index, indent=1) + "\n")
+    return index
+
+
+def _cache_shard(url: str, path: Path, vq, size: int, latents: bool, codes: bool, batch_size: int) -> int:
+    samples = [decode_sample(raw) for raw in read_raw_samples(url)]
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for start in range(0, len(samples), batch_size):
+            chunk = samples[start : start + batch_size]
+            images, poses = [], []
+            for s in chunk:
+                image, pose = s.image, s.pose
+                if image.size != (size, size):
+                    image, pose = image.resize((size, size), Image.Resampling.BICUBIC), resize(pose, size, size)
+                images.append(image)
+                poses.append(pose)
+            lat, cod = _encode_batch(vq, images, latents, codes)
+            for i, (s, pose) in enumerate(zip(chunk, poses)):
+                if lat is not None:
+                    _add(tar, f"{s.key}.latent.npy", _npy(lat[i]))
+                if cod is not None:
+                    _add(tar, f"{s.key}.codes.npy", _npy(cod[i]))
+                _add(tar, f"{s.key}.pose.json", json.dumps(dump_pose(pose)).encode())
+                _add(tar, f"{s.key}.pose_flip.json", json.dumps(dump_pose(flip_horizontal(pose))).encode())
+                _add(tar, f"{s.key}.json", json.dumps(s.meta, sort_keys=True).encode())
+    return len(samples)
+
+
+def _load_index(cache: str | Path) -> dict[str, Any]:
+    path = Path(cache) / "dataset.json"
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise DataError(f"{cache}: not a latent cache (no readable dataset.json)") from None
+    if index.get("schema") != LATENT_SCHEMA:
+        raise DataError(f"{path}: expected schema {LATENT_SCHEMA!r}, got {index.get('schema')!r}")
+    return index
+
+
+@dataclass
+class CachedLatents(IterableDataset):
+    """Training samples from a latent cache: a latent (or codes) with its pose, in a random orientation."""
+
+    cache: str | Path
+    kind: str = "latent"  # "latent" or "codes"
+    flip: float = 0.5
+    seed: int = 0
+    epoch: int = 0
+    rank: int | None = None
+    ranks: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__()
+        self.index = _load_index(self.cache)
+        if not self.index.get("latents" if self.kind == "latent" else "codes"):
+            raise DataError(f"{self.cache}: the cache holds no {self.kind}s (rebuild with --{self.kind}s)")
+        self.shards = [str(Path(self.cache) / n) for n in self.index["shards"]]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, ranks = (self.rank, self.ranks) if self.rank is not None else distributed_rank()
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        order = list(self.shards)
+        random.Random(self.seed + self.epoch).shuffle(order)
+        rng = random.Random(f"{self.seed}/{self.epoch}/{rank}/{worker}")
+        for url in assign_shards(order, rank, ranks or 1, worker, workers):
+            for raw in read_raw_samples(url):
+                flipped = rng.random() < self.flip
+                array = np.load(io.BytesIO(raw[f"{self.kind}.npy"]))[int(flipped)]
+                pose = parse_pose(json.loads(raw["pose_flip.json" if flipped else "pose.json"]), "posedraw")
+                value = torch.from_numpy(array.astype(np.float32 if self.kind == "latent" else np.int64))
+                yield {"key": raw["__key__"], self.kind: value, "pose": pose, "flipped": flipped}
+
+
+def collate_cached(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    kind = "latent" if "latent" in samples[0] else "codes"
+    return {
+        kind: torch.stack([s[kind] for s in samples]),
+        "pose": [s["pose"] for s in samples],
+        "key": [s["key"] for s in samples],
+    }
+
+
+__all__ = ["CachedLatents", "cache_dataset", "collate_cached"]
