@@ -2,7 +2,9 @@
 
 Skeleton plausibility thresholds are learned from the data's own statistics (as the original author did
 by plotting joint positions): each limb's length relative to the torso is compared with the median and
-the median absolute deviation of that ratio over all input poses.
+the median absolute deviation of that ratio over all input poses. Only limbs that are too long count:
+a limb seen end-on (foreshortened) looks short in any honest drawing, while one far longer than the
+torso allows is a detection error.
 """
 
 from __future__ import annotations
@@ -100,28 +102,37 @@ def skeleton_problem(pose: Pose, stats: LimbStatistics, config: FilterConfig) ->
     if torso is not None:
         for name, length in _limbs(pose).items():
             if name in stats.median:
-                spread = max(stats.mad[name], 0.05 * stats.median[name])
-                if abs(length / torso - stats.median[name]) > config.limb_mad_factor * spread:
+                spread = max(stats.mad[name], 0.1 * stats.median[name])
+                if length / torso - stats.median[name] > config.limb_mad_factor * spread:
                     return f"implausible {name.replace('_', ' ')} length"
     return None
 
 
 def uniform_border_fraction(image: Image.Image, tolerance: float = 4.0) -> float:
-    """Fraction of the image area in uniform rows/columns at its edges (letterboxing, padding)."""
-    pixels = np.asarray(image.convert("L"), dtype=np.float32)
-    rows, cols = pixels.std(axis=1) <= tolerance, pixels.std(axis=0) <= tolerance
+    """Fraction of the image area in flat bands of one colour at its edges (letterboxing, padding).
 
-    def run(flags: np.ndarray) -> int:
-        return int(np.argmin(flags)) if not flags.all() else len(flags)
+    A band runs inward from an edge while each row (column) is flat and has the edge's colour, so a smooth
+    background gradient, whose rows are flat but change colour, is not mistaken for padding.
+    """
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
 
-    top, bottom = run(rows), run(rows[::-1])
-    left, right = run(cols), run(cols[::-1])
-    h, w = pixels.shape
+    def run(lines: np.ndarray) -> int:  # lines: (n, length, 3), the first one at the edge
+        flat = (lines.std(axis=1) <= tolerance).all(axis=-1)
+        same = (np.abs(lines.mean(axis=1) - lines[0].mean(axis=0)) <= tolerance).all(axis=-1)
+        band = flat & same
+        return int(np.argmin(band)) if not band.all() else len(band)
+
+    top, bottom = run(pixels), run(pixels[::-1])
+    columns = pixels.transpose(1, 0, 2)
+    left, right = run(columns), run(columns[::-1])
+    h, w = pixels.shape[:2]
     kept = max(0, h - top - bottom) * max(0, w - left - right)
     return 1.0 - kept / (h * w)
 
 
 def metadata_problem(tags: list[str], rating: str | None, config: FilterConfig) -> str | None:
+    if config.ratings and rating is None:
+        return "no rating in the metadata"
     if config.ratings and rating not in config.ratings:
         return f"rating {rating} not in {list(config.ratings)}"
     if config.include_tags and not set(tags) & set(config.include_tags):
