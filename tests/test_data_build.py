@@ -225,5 +225,5 @@ def test_loader_workers_and_collate(tmp_path):
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match="no dataset.json"):
+    with pytest.raises(DataError, match=r"no dataset\.json"):
         shard_urls(tmp_path)

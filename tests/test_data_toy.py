@@ -93,6 +93,6 @@ def test_pose_sampler_covers_kinds_mirroring_and_partial_frames():
 
 def test_captions_and_tags_describe_the_figure():
     sample = make_toy_sample(11)
-    hair, length, outfit, kind = sample.caption.split(", ")
+    hair, _, outfit, kind = sample.caption.split(", ")
     assert f"{hair.split()[0]}_hair" in sample.tags and kind.replace(" ", "_") == sample.kind
     assert outfit.replace(" ", "_") in sample.tags
