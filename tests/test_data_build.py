@@ -227,3 +227,23 @@ def test_loader_workers_and_collate(tmp_path):
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"no dataset\.json"):
         shard_urls(tmp_path)
+
+
+def test_clip_filter_scores_every_image_and_skips_below_the_threshold(danbooru, tmp_path):
+    """With the tiny untrained CLIP the scores mean nothing, but the mechanics are the real ones."""
+    from posedraw.data.clip_filter import ClipFilter
+    from posedraw.models.clip import TINY, ClipSpec
+
+    items, _ = find_inputs(danbooru / "512px", danbooru / "keypoints", danbooru / "metadata.jsonl")
+    items = [i for i in items if i.id.startswith("10000")][:6]
+    spec = ClipSpec(TINY)
+    probe = ClipFilter(("a girl",), ("a comic page",), -1.0, spec)
+    scores = [probe.score(RealMaker(64, FilterConfig(), LimbStatistics())._make(i)[0].image) for i in items]
+    cut = sorted(scores)[len(scores) // 2]
+    clip_filter = ClipFilter(("a girl",), ("a comic page",), cut, spec)
+    maker = RealMaker(64, FilterConfig(), learn_statistics(items), "png", clip_filter)
+    report = build_dataset(tmp_path / "ds", ShardPlan(items, 3), maker, 64, "png", progress=False)
+    rows = read_manifest(tmp_path / "ds" / "manifest.jsonl")
+    assert report.kept == sum(s >= cut for s in scores) and 0 < report.kept < len(items)
+    assert all(r["reason"].startswith("CLIP score") for r in rows if r["status"] == "skipped")
+    assert all(r["clip_score"] >= round(cut, 4) for r in rows if r["status"] == "kept")

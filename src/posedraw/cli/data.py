@@ -67,6 +67,12 @@ def build(
     no_skeleton_check: Annotated[bool, typer.Option("--no-skeleton-check", help="Keep implausible skeletons.")] = False,
     no_border_check: Annotated[bool, typer.Option("--no-border-check", help="Keep large uniform borders.")] = False,
     image_format: Annotated[str, typer.Option("--image-format", help="jpg (quality 95) or png.")] = "jpg",
+    clip_wanted: Annotated[list[str] | None, typer.Option("--clip-wanted", help="CLIP filter: wanted content.")] = None,
+    clip_unwanted: Annotated[list[str] | None, typer.Option("--clip-unwanted", help="CLIP filter: unwanted.")] = None,
+    clip_threshold: Annotated[float, typer.Option("--clip-threshold", help="CLIP filter: lowest score kept.")] = 0.0,
+    clip: Annotated[str, typer.Option("--clip", help="open_clip model name.")] = "ViT-B-32",
+    clip_pretrained: Annotated[str, typer.Option("--clip-pretrained", help="open_clip weights tag.")] = "openai",
+    clip_weights: Annotated[str | None, typer.Option("--clip-weights", help="Local CLIP checkpoint.")] = None,
     per_shard: PerShard = 1000,
     shard_index: ShardIndex = 0,
     num_shards: NumShards = 1,
@@ -92,7 +98,15 @@ def build(
         check_skeleton=not no_skeleton_check,
         check_borders=not no_border_check,
     )
-    maker = RealMaker(size, config, learn_statistics(items), image_format)
+    clip_filter = None
+    if clip_wanted:
+        from posedraw.data.clip_filter import ClipFilter
+        from posedraw.models.clip import ClipSpec, cached_clip
+
+        spec = ClipSpec(clip, clip_pretrained, clip_weights)
+        cached_clip(spec)  # fail early (missing weights) before any work
+        clip_filter = ClipFilter(tuple(clip_wanted), tuple(clip_unwanted or ()), clip_threshold, spec)
+    maker = RealMaker(size, config, learn_statistics(items), image_format, clip_filter)
     report = build_dataset(
         out,
         ShardPlan(items, per_shard),

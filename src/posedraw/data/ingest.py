@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from posedraw.data.clip_filter import ClipFilter
 from posedraw.data.filters import (
     FilterConfig,
     LimbStatistics,
@@ -121,6 +122,7 @@ class RealMaker:
     config: FilterConfig
     stats: LimbStatistics
     image_format: str = "jpg"
+    clip: ClipFilter | None = None
 
     def __call__(self, item: Item) -> tuple[Sample | None, dict]:
         try:
@@ -130,7 +132,10 @@ class RealMaker:
                 **manifest_row(item.id, item.image, _EMPTY, list(item.tags), "skipped", str(skip)),
                 "pose": None,
             }
-        return sample, manifest_row(item.id, item.image, pose, list(item.tags))
+        row = manifest_row(item.id, item.image, pose, list(item.tags))
+        if "clip_score" in sample.meta:
+            row["clip_score"] = sample.meta["clip_score"]
+        return sample, row
 
     def _make(self, item: Item) -> tuple[Sample, Pose]:
         config = self.config
@@ -167,6 +172,11 @@ class RealMaker:
         if visible < config.min_visible_joints:
             raise _Skip(f"too few visible joints ({visible} < {config.min_visible_joints})")
         meta = {"source": item.image, "tags": list(item.tags), "rating": item.rating}
+        if self.clip is not None:
+            score = self.clip.score(image)
+            if score < self.clip.threshold:
+                raise _Skip(f"CLIP score {score:.3f} below {self.clip.threshold:g}")
+            meta["clip_score"] = round(score, 4)
         return Sample(item.id, image, pose, meta), pose
 
 
