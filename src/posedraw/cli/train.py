@@ -37,3 +37,31 @@ def train_vq_command(
     model_dir = train_vq(config, data, options)
     if model_dir is not None:  # the other DDP ranks stay quiet
         typer.echo(f"model saved to {model_dir}")
+
+
+@app.command("ldm")
+def train_ldm_command(
+    config: Annotated[Path, typer.Option("--config", help="A configs/ldm-*.yaml file.")],
+    latents: Annotated[Path, typer.Option("--latents", help="Latent cache (posedraw data cache-latents).")],
+    vq: Annotated[Path, typer.Option("--vq", help="The VQ model folder the cache was made with.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples, logs, model/.")] = Path(
+        "runs/ldm"
+    ),
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Override the config's steps.")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing last.ckpt in OUT.")] = False,
+    device: DeviceOption = "auto",
+    devices: DevicesOption = 1,
+    num_nodes: NodesOption = 1,
+    precision: PrecisionOption = None,
+) -> None:
+    """Train a pose-conditioned diffusion model on cached latents; rerun the same command to resume.
+
+    Example: posedraw train ldm --config configs/ldm-toy.yaml --latents data/toy-latents --vq runs/vq-toy/model
+    """
+    from posedraw.train.ldm import train_ldm
+    from posedraw.train.trainer import RunOptions
+
+    options = RunOptions(out, device, devices, num_nodes, precision, max_steps, resume=not restart)
+    model_dir = train_ldm(config, latents, vq, options)
+    if model_dir is not None:
+        typer.echo(f"pipeline saved to {model_dir} (posedraw generate --model {model_dir} ...)")

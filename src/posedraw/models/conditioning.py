@@ -11,6 +11,7 @@ cross-attention can only use as a global bias (one key: softmax weight 1 everywh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,3 +86,128 @@ class LegacyPoseEncoder(PoseEncoder):
     def forward(self, tokens: torch.Tensor, latent_size: tuple[int, int] | None = None) -> PoseConditioning:
         context = tokens.to(self.scale.device, torch.float32)[:, None, :] * self.scale
         return PoseConditioning(context=context)
+
+
+def fourier_features(xy: torch.Tensor, bands: int) -> torch.Tensor:
+    """(..., 2) positions in [0, 1] -> (..., 4 * bands) sines and cosines at octave frequencies."""
+    frequencies = (2.0 ** torch.arange(bands, device=xy.device, dtype=xy.dtype)) * math.pi
+    angles = xy[..., None] * frequencies  # (..., 2, bands)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)
+
+
+def square_normalized(pose: Pose) -> tuple[np.ndarray, np.ndarray]:
+    """First person's joints in [0, 1] of the pose padded to a centred square (as images are), and states."""
+    side = max(pose.width, pose.height)
+    offset = np.array([(side - pose.width) / 2, (side - pose.height) / 2])
+    xy = np.nan_to_num((pose.xy[0] + offset) / side, nan=0.0)
+    return xy.astype(np.float32), pose.state[0].astype(np.int64)
+
+
+def limb_maps(xy: torch.Tensor, state: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
+    """(B, limbs, h, w) Gaussian maps of the distance to each limb segment (0 where a joint is absent)."""
+    from posedraw.pose.schema import LIMB_INDICES
+
+    h, w = size
+    ys = (torch.arange(h, device=xy.device, dtype=xy.dtype) + 0.5) / h
+    xs = (torch.arange(w, device=xy.device, dtype=xy.dtype) + 0.5) / w
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (h, w, 2) as (x, y)
+    a, b = xy[:, LIMB_INDICES[:, 0]], xy[:, LIMB_INDICES[:, 1]]  # (B, L, 2)
+    ab = b - a
+    t = ((grid[None, None] - a[:, :, None, None]) * ab[:, :, None, None]).sum(-1)
+    t = (t / ab.pow(2).sum(-1).clamp_min(1e-8)[:, :, None, None]).clamp(0, 1)
+    nearest = a[:, :, None, None] + t[..., None] * ab[:, :, None, None]
+    d2 = (grid[None, None] - nearest).pow(2).sum(-1) * (h * w)  # in map pixels squared (square maps)
+    present = (state[:, LIMB_INDICES[:, 0]] > 0) & (state[:, LIMB_INDICES[:, 1]] > 0)
+    return torch.exp(-d2 / (2 * sigma**2)) * present[..., None, None]
+
+
+def joint_maps(xy: torch.Tensor, state: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
+    """(B, 17, h, w) Gaussian heatmaps; occluded joints at half height, absent joints zero."""
+    h, w = size
+    ys = (torch.arange(h, device=xy.device, dtype=xy.dtype) + 0.5)[None, None, :, None]
+    xs = (torch.arange(w, device=xy.device, dtype=xy.dtype) + 0.5)[None, None, None, :]
+    d2 = (xs - xy[..., 0, None, None] * w) ** 2 + (ys - xy[..., 1, None, None] * h) ** 2
+    weight = torch.where(state == 2, 1.0, torch.where(state == 1, 0.5, 0.0)).to(xy.dtype)
+    return torch.exp(-d2 / (2 * sigma**2)) * weight[..., None, None]
+
+
+class PlacedPoseEncoder(PoseEncoder):
+    """Pose conditioning that places the pose: `tokens`, `maps` or `tokens+maps`.
+
+    tokens: one cross-attention token per joint = learned joint embedding + MLP(Fourier features of the
+    normalized position) + learned embedding of the state (visible / occluded / absent). An absent joint
+    keeps its token, with the absent state and no position term.
+    maps: per-joint Gaussian heatmaps (`map_kind: heatmaps`, 17 channels) or limb maps (`skeleton`, 16
+    channels) at latent resolution, concatenated to the UNet input.
+    null pose (classifier-free guidance): a learned token sequence and all-zero maps.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        mode: str = "tokens+maps",
+        dim: int = 64,
+        bands: int = 8,
+        latent_size: int = 16,
+        map_kind: str = "heatmaps",
+        sigma: float = 1.0,
+        null_pose: bool = True,
+    ) -> None:
+        super().__init__()
+        if mode not in ("tokens", "maps", "tokens+maps"):
+            raise ValueError(f"mode: expected tokens, maps or tokens+maps, got {mode!r}")
+        if map_kind not in ("heatmaps", "skeleton"):
+            raise ValueError(f"map_kind: expected heatmaps or skeleton, got {map_kind!r}")
+        self.uses_tokens, self.uses_maps = "tokens" in mode, "maps" in mode
+        self.joint = torch.nn.Parameter(torch.randn(NUM_JOINTS, dim) * 0.02)
+        self.state = torch.nn.Embedding(3, dim)
+        self.position = torch.nn.Sequential(torch.nn.Linear(4 * bands, dim), torch.nn.SiLU(), torch.nn.Linear(dim, dim))
+        tokens = NUM_JOINTS if self.uses_tokens else 1
+        self.null_context = torch.nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.constant_context = torch.nn.Parameter(torch.randn(1, 1, dim) * 0.02)  # for maps-only models
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self.config.mode
+
+    @property
+    def map_channels(self) -> int:  # type: ignore[override]
+        if not self.uses_maps:
+            return 0
+        return NUM_JOINTS if self.config.map_kind == "heatmaps" else 16
+
+    def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor]:
+        check_drawable(poses)
+        xy, state = zip(*(square_normalized(p) for p in poses))
+        return {"xy": torch.from_numpy(np.stack(xy)), "state": torch.from_numpy(np.stack(state))}
+
+    def forward(
+        self, xy: torch.Tensor, state: torch.Tensor, latent_size: tuple[int, int] | None = None
+    ) -> PoseConditioning:
+        device = self.joint.device
+        xy, state = xy.to(device, torch.float32), state.to(device)
+        batch = xy.shape[0]
+        if self.uses_tokens:
+            placed = (state > 0).unsqueeze(-1).to(xy.dtype)
+            context = (
+                self.joint[None] + self.state(state) + placed * self.position(fourier_features(xy, self.config.bands))
+            )
+        else:
+            context = self.constant_context.expand(batch, -1, -1)
+        maps = None
+        if self.uses_maps:
+            size = latent_size or (self.config.latent_size, self.config.latent_size)
+            render = joint_maps if self.config.map_kind == "heatmaps" else limb_maps
+            maps = render(xy, state, tuple(size), self.config.sigma)
+        return PoseConditioning(context=context, maps=maps)
+
+    def null(self, batch: int, latent_size: tuple[int, int]) -> PoseConditioning:
+        if not self.has_null:
+            return super().null(batch, latent_size)
+        context = (
+            self.null_context.expand(batch, -1, -1) if self.uses_tokens else self.constant_context.expand(batch, -1, -1)
+        )
+        maps = None
+        if self.uses_maps:
+            maps = torch.zeros(batch, self.map_channels, *latent_size, device=self.joint.device)
+        return PoseConditioning(context=context, maps=maps)

@@ -123,6 +123,18 @@ def _side_by_side(tiles: Sequence[Image.Image]) -> Image.Image:
     return row
 
 
+def pose_sample_grid(poses: Sequence[Pose], images: torch.Tensor) -> Image.Image:
+    """Rows of conditioning pose | sample."""
+    rows = []
+    for pose, image in zip(poses, images):
+        sample = to_image(image)
+        rows.append(_side_by_side([render_skeleton(pad_to_square(pose), long_side=sample.width), sample]))
+    grid = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)))
+    for i, row in enumerate(rows):
+        grid.paste(row, (0, i * rows[0].height))
+    return grid
+
+
 def _write_job(
     job: Job, index: int, result: Any, sampling: SamplingOptions, model: str, out: Path, extras: Outputs
 ) -> Path:

@@ -71,9 +71,9 @@ class KeypointLDMPipeline(DiffusionPipeline):
         return PoseConditioning.cat([self.pose_encoder.null(len(poses), size), cond]), True
 
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, cond: PoseConditioning, guided: bool, guidance: float):
+        if guided:  # one batch: [null pose | pose], conditioning already stacked that way
+            x = torch.cat([x, x])
         unet_input = x if cond.maps is None else torch.cat([x, cond.maps.to(x.dtype)], dim=1)
-        if guided:
-            unet_input = torch.cat([unet_input, unet_input])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             output = self.unet(unet_input, t, encoder_hidden_states=cond.context).sample.float()
         if guided:
