@@ -13,6 +13,7 @@ from rich.console import Console
 
 from posedraw.cli import convert as convert_cli
 from posedraw.cli import data as data_cli
+from posedraw.cli import evaluate as eval_cli
 from posedraw.cli import generate as generate_cli
 from posedraw.cli import pose as pose_cli
 from posedraw.cli import train as train_cli
@@ -31,6 +32,7 @@ app.add_typer(train_cli.app, name="train")
 app.add_typer(convert_cli.app, name="convert")
 app.add_typer(vq_cli.app, name="vq")
 app.add_typer(data_cli.app, name="data")
+app.add_typer(eval_cli.app, name="eval")
 app.command("generate")(generate_cli.generate)
 
 USAGE_ERROR = 2

@@ -1,0 +1,1 @@
+"""Evaluation: pose fidelity of generated images (toy detector or MediaPipe), image quality, CLIP score."""

@@ -1,0 +1,109 @@
+"""Pose fidelity: how well images follow the poses they were conditioned on.
+
+A detector reads the pose back from each image (the toy detector for synthetic figures, MediaPipe for
+photo-like images); PCK@0.1 and OKS against the conditioning pose, per joint and overall, and the rate of
+left/right swaps (a pair whose two predictions each land nearer the other side's target joint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from posedraw.pose import JOINTS, Pose, oks, pad_to_square, pck, resize
+
+PAIRS = [(JOINTS.index(n), JOINTS.index(n.replace("left_", "right_"))) for n in JOINTS if n.startswith("left_")]
+
+
+@dataclass(frozen=True)
+class FidelityReport:
+    images: int
+    pck: float
+    oks: float
+    swap_rate: float
+    per_joint_pck: dict[str, float | None]
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "pck@0.1": round(self.pck, 4), "oks": round(self.oks, 4),
+                "left_right_swap_rate": round(self.swap_rate, 4), "per_joint_pck@0.1": self.per_joint_pck}  # fmt: skip
+
+
+def swaps(predicted: Pose, target: Pose) -> tuple[int, int]:
+    """(swapped pairs, pairs compared) for person 0: both sides present in both poses."""
+    swapped = compared = 0
+    for left, right in PAIRS:
+        if not (predicted.present[0, [left, right]].all() and target.present[0, [left, right]].all()):
+            continue
+        p, t = predicted.xy[0], target.xy[0]
+        straight = np.linalg.norm(p[left] - t[left]) + np.linalg.norm(p[right] - t[right])
+        crossed = np.linalg.norm(p[left] - t[right]) + np.linalg.norm(p[right] - t[left])
+        compared += 1
+        swapped += bool(crossed < straight and np.linalg.norm(t[left] - t[right]) > 1e-6)
+    return swapped, compared
+
+
+def in_image_frame(pose: Pose, width: float, height: float) -> Pose:
+    """The conditioning pose in the generated image's frame (poses are padded to a square, as images are)."""
+    return resize(pad_to_square(pose), width, height)
+
+
+def fidelity(predicted: Sequence[Pose], targets: Sequence[Pose]) -> FidelityReport:
+    """Aggregate PCK@0.1 / OKS over all joints of all images, per joint too, and the swap rate."""
+    hits = np.zeros(len(JOINTS))
+    counts = np.zeros(len(JOINTS))
+    oks_sum = oks_count = swapped = compared = 0.0
+    for p, t in zip(predicted, targets):
+        scores = pck(p, t, 0.1)
+        counted = t.present[0]
+        hits += np.nan_to_num(scores.per_joint) * counted
+        counts += counted
+        o = oks(p, t)
+        if o.count:
+            oks_sum += o.mean * o.count
+            oks_count += o.count
+        s, c = swaps(p, t)
+        swapped, compared = swapped + s, compared + c
+    per_joint = {n: (None if counts[i] == 0 else round(float(hits[i] / counts[i]), 4)) for i, n in enumerate(JOINTS)}
+    return FidelityReport(
+        images=len(targets),
+        pck=float(hits.sum() / max(counts.sum(), 1)),
+        oks=float(oks_sum / max(oks_count, 1)),
+        swap_rate=float(swapped / max(compared, 1)),
+        per_joint_pck=per_joint,
+    )
+
+
+def detect(images, detector: str) -> list[Pose]:
+    """Poses found in images (B, 3, H, W) in [-1, 1] by the 'toy' detector or 'mediapipe'."""
+    height, width = images.shape[-2:]
+    if detector == "toy":
+        from posedraw.eval.toy_detector import detect_toy_poses, load_detector
+
+        return detect_toy_poses(load_detector(), images.float().cpu(), width, height)
+    if detector == "mediapipe":
+        from posedraw.data.images import to_image
+        from posedraw.errors import DetectionError
+        from posedraw.pose.detect import detect_pose
+
+        found = []
+        for image in images:
+            try:
+                found.append(detect_pose(np.asarray(to_image(image))))
+            except DetectionError:  # nobody found: every joint counts as missed
+                found.append(Pose.single(np.zeros((17, 2)), width, height, state=np.zeros(17)))
+        return found
+    from posedraw.errors import PosedrawError
+
+    raise PosedrawError(f"--detector: expected toy or mediapipe, got {detector!r}")
+
+
+def evaluate_pipeline(
+    pipeline, poses: Sequence[Pose], seeds: Sequence[int], detector: str = "toy", **sampling
+) -> FidelityReport:
+    """Generate one image per (pose, seed) and measure how well the images follow the poses."""
+    images = pipeline(list(poses), seeds=list(seeds), **sampling).images
+    size = images.shape[-1]
+    targets = [in_image_frame(p, size, images.shape[-2]) for p in poses]
+    return fidelity(detect(images, detector), targets)

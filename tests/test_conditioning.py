@@ -1,0 +1,83 @@
+"""Pose encoders: output shapes, spatial locality of maps, the absent state, the null pose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from posedraw.errors import PoseError
+from posedraw.models.conditioning import PlacedPoseEncoder, joint_maps
+from posedraw.pose import JOINTS, JointState, Pose
+
+
+def _pose(x: float = 32.0) -> Pose:
+    xy = np.stack([np.linspace(20, 44, 17), np.linspace(8, 56, 17)], axis=1)
+    xy[JOINTS.index("left_wrist")] = (x, 30.0)
+    return Pose.single(xy, 64, 64)
+
+
+@pytest.mark.parametrize(
+    ("mode", "map_kind", "tokens", "channels"),
+    [
+        ("tokens", "heatmaps", 17, 0),
+        ("maps", "heatmaps", 1, 17),
+        ("maps", "skeleton", 1, 16),
+        ("tokens+maps", "heatmaps", 17, 17),
+    ],
+)
+def test_encoder_outputs(mode, map_kind, tokens, channels):
+    torch.manual_seed(0)
+    encoder = PlacedPoseEncoder(mode=mode, map_kind=map_kind, dim=32, latent_size=16)
+    cond = encoder(**encoder.prepare([_pose(), _pose(40)]), latent_size=(16, 16))
+    assert cond.context.shape == (2, tokens, 32) and encoder.map_channels == channels
+    assert (cond.maps is None) == (channels == 0)
+    if channels:
+        assert cond.maps.shape == (2, channels, 16, 16)
+    null = encoder.null(3, (16, 16))
+    assert null.context.shape == (3, tokens, 32)
+    if channels:
+        assert null.maps.abs().max() == 0
+
+
+def test_moving_one_joint_changes_only_nearby_map_values():
+    encoder = PlacedPoseEncoder(mode="maps", latent_size=16)
+    a = encoder(**encoder.prepare([_pose(32.0)])).maps[0]
+    b = encoder(**encoder.prepare([_pose(40.0)])).maps[0]
+    changed = (a - b).abs() > 1e-4
+    wrist = JOINTS.index("left_wrist")
+    assert changed.any(dim=(1, 2)).nonzero().flatten().tolist() == [wrist]
+    rows, cols = changed[wrist].nonzero(as_tuple=True)
+    # x 32 -> 40 px of 64 is column 8 -> 10 of 16; y 30 px is row 7.5: changes stay within a few cells
+    assert cols.min() >= 4 and cols.max() <= 14 and rows.min() >= 3 and rows.max() <= 12
+
+
+def test_the_absent_state_differs_from_every_position():
+    torch.manual_seed(0)
+    encoder = PlacedPoseEncoder(mode="tokens", dim=32)
+    wrist = JOINTS.index("left_wrist")
+    grid = torch.linspace(0, 1, 21)
+    xy = torch.zeros(21 * 21, 17, 2)
+    xy[:, wrist] = torch.cartesian_prod(grid, grid)
+    placed = encoder(xy, torch.full((21 * 21, 17), 2)).context[:, wrist]
+    state = torch.full((1, 17), 2)
+    state[0, wrist] = JointState.ABSENT
+    absent = encoder(torch.zeros(1, 17, 2), state).context[0, wrist]
+    # an absent joint is not "a joint at (0, 0)" nor at any other position
+    assert (placed - absent).norm(dim=-1).min() > 0.1 * absent.norm()
+    other = encoder(torch.rand(1, 17, 2), state).context[0, wrist]
+    assert torch.allclose(other, absent)  # and its position is ignored
+
+
+def test_occluded_joints_are_half_height_in_heatmaps():
+    xy = torch.tensor([[[0.5, 0.5]] * 17])
+    state = torch.tensor([[2, 1] + [0] * 15])
+    maps = joint_maps(xy, state, (16, 16), 1.0)
+    assert maps[0, 0].max() == pytest.approx(2 * maps[0, 1].max()) and maps[0, 2:].max() == 0
+
+
+def test_poses_without_joints_are_refused():
+    encoder = PlacedPoseEncoder()
+    empty = Pose.single(np.zeros((17, 2)), 64, 64, state=np.zeros(17))
+    with pytest.raises(PoseError, match="at least one joint"):
+        encoder.prepare([empty])
