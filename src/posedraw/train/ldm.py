@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from posedraw.config import dump_yaml, load_config, to_dict
 from posedraw.data.latents import CachedLatents, collate_cached
 from posedraw.io import atomic_dir, save_image_atomic, write_text_atomic
-from posedraw.models.conditioning import PlacedPoseEncoder, PoseConditioning
+from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, PoseConditioning, PoseEncoder
 from posedraw.models.unet import UNetConfig, build_unet
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
@@ -74,9 +74,14 @@ class LDMRunConfig:
     train: LDMTrainConfig = field(default_factory=LDMTrainConfig)
 
 
-def make_pose_encoder(config: LDMRunConfig) -> PlacedPoseEncoder:
+def make_pose_encoder(config: LDMRunConfig) -> PoseEncoder:
+    """The configured encoder; `legacy` is the original (1, 17) grid-token context (no null pose)."""
+    if config.pose.mode == "legacy":
+        if config.pose.dropout > 0:
+            raise ValueError("pose.dropout: the legacy encoder has no null pose; set it to 0")
+        return LegacyPoseEncoder()
     return PlacedPoseEncoder(
-        mode=config.pose.mode if config.pose.mode != "legacy" else "tokens",
+        mode=config.pose.mode,
         dim=config.unet.context_dim,
         bands=config.pose.bands,
         latent_size=config.unet.sample_size,
@@ -126,7 +131,8 @@ class LatentDiffusionModule(L.LightningModule):
         super().__init__()
         self.config = config
         self.pose_encoder = make_pose_encoder(config)
-        self.unet = build_unet(config.unet, self.pose_encoder.map_channels)
+        unet_config = config.unet if config.pose.mode != "legacy" else replace(config.unet, context_dim=17)
+        self.unet = build_unet(unet_config, self.pose_encoder.map_channels)
         self.schedule = noise_schedule(config.diffusion)
         self.ema = EMAModel(list(self.trainable()), decay=config.train.ema_decay)
 

@@ -16,7 +16,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from posedraw.config import dump_yaml, load_config, to_dict
+from posedraw.data.augment import Augmentation
 from posedraw.data.images import ImageFolder, to_image
+from posedraw.data.loader import PoseImageDataset
 from posedraw.io import save_image_atomic, write_text_atomic
 from posedraw.losses.vqgan import VQGANLoss, VQLossConfig
 from posedraw.models.vq import VQConfig, build_vq, save_vq
@@ -118,19 +120,9 @@ def train_vq(config_path: Path, data: Path, options: RunOptions) -> Path | None:
     """Train (or resume) a VQGAN; returns the exported model folder `<out>/model` (None on other DDP ranks)."""
     config = load_config(VQRunConfig, config_path)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
-    dataset = ImageFolder(data, config.model.resolution, augment=True)
     options.out.mkdir(parents=True, exist_ok=True)
-    _report_skipped(dataset, options.out)
     write_text_atomic(options.out / "config.yaml", dump_yaml(config))
-    loader = DataLoader(
-        dataset,
-        batch_size=min(config.train.batch_size, len(dataset)),
-        shuffle=True,
-        drop_last=True,
-        num_workers=config.train.num_workers,
-        persistent_workers=config.train.num_workers > 0,
-    )
-    fixed = torch.stack([dataset.load(i, augment=False) for i in range(min(8, len(dataset)))])
+    loader, fixed = _images(data, config, options.out)
     grid = ReconstructionGrid(fixed, options.out / "samples", config.train.sample_every)
     trainer = make_trainer(
         options, config.train.max_steps, config.train.checkpoint_every, [grid], unused_parameters=True
@@ -143,6 +135,44 @@ def train_vq(config_path: Path, data: Path, options: RunOptions) -> Path | None:
     save_vq(module.vq, model_dir, {"config": to_dict(config), "steps": int(module.step)})
     grid.write(module, int(module.step))
     return model_dir
+
+
+class _ImagesOnly(torch.utils.data.IterableDataset):
+    """The images of a posedraw dataset (shards), augmented, for first-stage training."""
+
+    def __init__(self, dataset: PoseImageDataset) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+    def __iter__(self):
+        epoch = 0
+        while True:  # endless: the step count ends training
+            self.dataset.epoch = epoch
+            for sample in self.dataset:
+                yield sample["image"]
+            epoch += 1
+
+
+def _images(data: Path, config: VQRunConfig, out: Path) -> tuple[DataLoader, torch.Tensor]:
+    """A loader over an image folder or a posedraw dataset, and 8 fixed images for reconstruction grids."""
+    size, train = config.model.resolution, config.train
+    if (data / "dataset.json").is_file():
+        plain = PoseImageDataset(data, size, augmentation=None, rank=0, ranks=1, shuffle_buffer=1)
+        fixed = torch.stack([s["image"] for _, s in zip(range(8), plain)])
+        augmented = PoseImageDataset(data, size, augmentation=Augmentation(min_scale=0.85), seed=train.seed)
+        loader = DataLoader(_ImagesOnly(augmented), batch_size=train.batch_size, num_workers=train.num_workers)
+        return loader, fixed
+    dataset = ImageFolder(data, size, augment=True)
+    _report_skipped(dataset, out)
+    loader = DataLoader(
+        dataset,
+        batch_size=min(train.batch_size, len(dataset)),
+        shuffle=True,
+        drop_last=True,
+        num_workers=train.num_workers,
+        persistent_workers=train.num_workers > 0,
+    )
+    return loader, torch.stack([dataset.load(i, augment=False) for i in range(min(8, len(dataset)))])
 
 
 def _report_skipped(dataset: ImageFolder, out: Path) -> None:
