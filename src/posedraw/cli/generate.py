@@ -67,7 +67,9 @@ def generate(
         jobs = [Job(read_pose(f, options=options), f.stem, seed + k) for f in files for k in range(num)]
         sampling = SamplingOptions(sampler, steps, eta, guidance)
     if model is None:
-        raise PosedrawError("--model: expected a pipeline folder")
+        from posedraw.builtin import builtin_model
+
+        model = builtin_model()
     pipeline = load_pipeline(model, resolve_device(device))
     start = None if latents is None else load_start_latents(latents, len(jobs), pipeline.latent_shape)
     written = run_jobs(

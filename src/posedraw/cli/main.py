@@ -13,6 +13,7 @@ from rich.console import Console
 
 from posedraw.cli import convert as convert_cli
 from posedraw.cli import data as data_cli
+from posedraw.cli import demo as demo_cli
 from posedraw.cli import evaluate as eval_cli
 from posedraw.cli import generate as generate_cli
 from posedraw.cli import pose as pose_cli
@@ -34,6 +35,8 @@ app.add_typer(vq_cli.app, name="vq")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(eval_cli.app, name="eval")
 app.command("generate")(generate_cli.generate)
+
+app.command("demo")(demo_cli.demo)
 
 USAGE_ERROR = 2
 

@@ -67,7 +67,7 @@ def decode(heatmaps: torch.Tensor, width: float, height: float, presence: float 
     probs = torch.sigmoid(heatmaps.float())
     b, j, h, w = probs.shape
     peak, index = probs.flatten(2).max(-1)
-    windows = F.unfold(F.pad(probs.view(b * j, 1, h, w), (1, 1, 1, 1)), 3).view(b, j, 9, h * w)
+    windows = F.unfold(F.pad(probs.reshape(b * j, 1, h, w), (1, 1, 1, 1)), 3).reshape(b, j, 9, h * w)
     window = windows.gather(-1, index[..., None, None].expand(b, j, 9, 1))[..., 0]  # (b, j, 9)
     weight = window / window.sum(-1, keepdim=True).clamp_min(1e-8)
     offsets = torch.tensor([-1.0, 0.0, 1.0])
@@ -108,7 +108,7 @@ def train_detector(
         loss.backward()
         optimizer.step()
         schedule.step()
-    return model.eval(), TrainReport(steps, float(loss))
+    return model.eval(), TrainReport(steps, float(loss.detach()))
 
 
 def save_detector(model: ToyPoseDetector, path: Path = WEIGHTS) -> None:
