@@ -103,6 +103,9 @@ def test_train_vq_command_trains_resumes_and_exports(capsys, tmp_path):
     code, _, err = run_cli(capsys, *argv, "--max-steps", "5")
     assert code == 0, err
     assert '"steps": 5' in (tmp_path / "run" / "model" / "posedraw.json").read_text()
+    code, _, err = run_cli(capsys, *argv, "--max-steps", "5")  # resuming a finished run trains nothing more
+    assert code == 0, err
+    assert '"steps": 5' in (tmp_path / "run" / "model" / "posedraw.json").read_text()
     config.write_text("model: {ch: 32}\ntrain: {batchsize: 2}\n")
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "train.batchsize: unknown key" in err

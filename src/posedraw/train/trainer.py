@@ -80,6 +80,10 @@ class StepCheckpoints(Callback):
         if trainer.is_global_zero:
             tmp.replace(path)
 
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if training_step_of(trainer, module) >= self.max_steps:  # resumed a run that already finished
+            trainer.should_stop = True
+
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
         step = training_step_of(trainer, module)
         if step >= self.max_steps:
