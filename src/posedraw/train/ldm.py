@@ -49,7 +49,7 @@ class DiffusionConfig:
     schedule: Literal["scaled_linear", "squaredcos_cap_v2"] = "scaled_linear"  # the original "linear" is scaled_linear
     prediction: Literal["epsilon", "v_prediction"] = "epsilon"
     min_snr_gamma: float = 0.0  # 0: plain MSE; 5 is the usual min-SNR setting
-    scale_factor: float = 1.0
+    scale_factor: float = 0.0  # latents are multiplied by this; 0: 1/std of the cached latents (scale_by_std)
 
 
 @dataclass(frozen=True)
@@ -237,11 +237,25 @@ class SampleGrid(Callback):
         return path
 
 
+def measured_scale(latents: Path, samples: int = 512) -> float:
+    """1 / std of the first cached latents: diffusion then sees unit-variance latents (latent-diffusion's
+    scale_by_std). The same samples every time, so a resumed run measures the same value."""
+    dataset = CachedLatents(latents, "latent", flip=0.0, rank=0, ranks=1)
+    values = torch.stack([s["latent"] for _, s in zip(range(samples), dataset)])
+    return float(1.0 / values.std().clamp_min(1e-6))
+
+
+def with_measured_scale(config: LDMRunConfig, latents: Path) -> LDMRunConfig:
+    if config.diffusion.scale_factor > 0:
+        return config
+    return replace(config, diffusion=replace(config.diffusion, scale_factor=round(measured_scale(latents), 5)))
+
+
 def train_ldm(
     config_path: Path, latents: Path, vq_dir: Path, options: RunOptions, validation: list[Pose] | None = None
 ) -> Path | None:
     """Train (or resume) a diffusion model on a latent cache; export `<out>/model` (a pipeline folder)."""
-    config = load_config(LDMRunConfig, config_path)
+    config = with_measured_scale(load_config(LDMRunConfig, config_path), latents)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     options.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(options.out / "config.yaml", dump_yaml(config))
