@@ -20,14 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from common import peak_rss_mb  # noqa: E402
+
 VARIANTS = ("cached_latents", "encode_every_step", "cached_latents_gradient_checkpointing")
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure(variant: str, steps: int, batch: int) -> dict:

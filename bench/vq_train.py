@@ -22,13 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+sys.path.insert(0, str(REPO / "bench"))
+from common import peak_rss_mb  # noqa: E402
 
 
 def measure(config_name: str, batch: int, steps: int) -> dict:

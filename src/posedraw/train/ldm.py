@@ -91,30 +91,24 @@ def make_pose_encoder(config: LDMRunConfig) -> PoseEncoder:
     )
 
 
+def _schedule(config: DiffusionConfig) -> dict[str, Any]:
+    return {
+        "num_train_timesteps": config.timesteps,
+        "beta_start": config.beta_start,
+        "beta_end": config.beta_end,
+        "beta_schedule": config.schedule,
+        "prediction_type": config.prediction,
+        "clip_sample": False,
+    }
+
+
 def noise_schedule(config: DiffusionConfig) -> DDPMScheduler:
-    return DDPMScheduler(
-        num_train_timesteps=config.timesteps,
-        beta_start=config.beta_start,
-        beta_end=config.beta_end,
-        beta_schedule=config.schedule,
-        prediction_type=config.prediction,
-        clip_sample=False,
-    )
+    return DDPMScheduler(**_schedule(config))
 
 
 def sampling_scheduler(config: DiffusionConfig) -> DDIMScheduler:
     """The scheduler saved with the model: the training schedule (samplers are chosen per call)."""
-    return DDIMScheduler(
-        num_train_timesteps=config.timesteps,
-        beta_start=config.beta_start,
-        beta_end=config.beta_end,
-        beta_schedule=config.schedule,
-        prediction_type=config.prediction,
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        timestep_spacing="leading",
-    )
+    return DDIMScheduler(**_schedule(config), set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
 
 
 def snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float, prediction: str) -> torch.Tensor:
