@@ -12,6 +12,19 @@ from posedraw.cli.common import DeviceOption, DevicesOption, NodesOption, Precis
 app = typer.Typer(help="Train the models (Lightning: --devices/--num-nodes for DDP, resumable).", no_args_is_help=True)
 
 
+MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", min=1, help="Override the config's steps.")]
+RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore an existing last.ckpt in OUT.")]
+
+
+def _options(
+    out: Path, device: str, devices: int, num_nodes: int, precision: str | None, max_steps: int | None, restart: bool
+):
+    """The run options every training command shares (resume unless --restart)."""
+    from posedraw.train.trainer import RunOptions
+
+    return RunOptions(out, device, devices, num_nodes, precision, max_steps, resume=not restart)
+
+
 @app.command("vq")
 def train_vq_command(
     config: Annotated[Path, typer.Option("--config", help="A configs/vq-*.yaml file.")],
@@ -19,8 +32,8 @@ def train_vq_command(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples, logs, model/.")] = Path(
         "runs/vq"
     ),
-    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Override the config's steps.")] = None,
-    restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing last.ckpt in OUT.")] = False,
+    max_steps: MaxStepsOption = None,
+    restart: RestartOption = False,
     device: DeviceOption = "auto",
     devices: DevicesOption = 1,
     num_nodes: NodesOption = 1,
@@ -30,11 +43,9 @@ def train_vq_command(
 
     Example: posedraw train vq --config configs/vq-toy-f4.yaml --data images/ --out runs/vq-toy
     """
-    from posedraw.train.trainer import RunOptions
     from posedraw.train.vq import train_vq
 
-    options = RunOptions(out, device, devices, num_nodes, precision, max_steps, resume=not restart)
-    model_dir = train_vq(config, data, options)
+    model_dir = train_vq(config, data, _options(out, device, devices, num_nodes, precision, max_steps, restart))
     if model_dir is not None:  # the other DDP ranks stay quiet
         typer.echo(f"model saved to {model_dir}")
 
@@ -47,8 +58,8 @@ def train_ldm_command(
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples, logs, model/.")] = Path(
         "runs/ldm"
     ),
-    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Override the config's steps.")] = None,
-    restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing last.ckpt in OUT.")] = False,
+    max_steps: MaxStepsOption = None,
+    restart: RestartOption = False,
     device: DeviceOption = "auto",
     devices: DevicesOption = 1,
     num_nodes: NodesOption = 1,
@@ -59,10 +70,8 @@ def train_ldm_command(
     Example: posedraw train ldm --config configs/ldm-toy.yaml --latents data/toy-latents --vq runs/vq-toy/model
     """
     from posedraw.train.ldm import train_ldm
-    from posedraw.train.trainer import RunOptions
 
-    options = RunOptions(out, device, devices, num_nodes, precision, max_steps, resume=not restart)
-    model_dir = train_ldm(config, latents, vq, options)
+    model_dir = train_ldm(config, latents, vq, _options(out, device, devices, num_nodes, precision, max_steps, restart))
     if model_dir is not None:
         typer.echo(f"pipeline saved to {model_dir} (posedraw generate --model {model_dir} ...)")
 
