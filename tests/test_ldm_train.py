@@ -120,3 +120,41 @@ def test_min_snr_weights():
     assert torch.allclose(
         snr_weights(alphas, t, 5.0, "v_prediction"), torch.minimum(snr, torch.tensor(5.0)) / (snr + 1)
     )
+
+
+def test_train_ldm_command(cache, tmp_path, capsys):
+    from .cli_helpers import run_cli
+
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "ldm",
+        "--config",
+        _config(tmp_path),
+        "--latents",
+        cache / "cache",
+        "--vq",
+        cache / "vq",
+        "--out",
+        tmp_path / "run",
+        "--max-steps",
+        "2",
+        "--device",
+        "cpu",
+    )
+    assert code == 0, err
+    assert "pipeline saved to" in out and (tmp_path / "run" / "model" / "model_index.json").is_file()
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "ldm",
+        "--config",
+        _config(tmp_path),
+        "--latents",
+        tmp_path / "nope",
+        "--vq",
+        cache / "vq",
+        "--out",
+        tmp_path / "run2",
+    )
+    assert code == 2 and "not a latent cache" in err
