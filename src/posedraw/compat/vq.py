@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def _attention(prefix: str, rest: str) -> str:
     return f"{prefix}.{_ATTENTION_PARTS[part]}.{leaf}"
 
 
+@lru_cache(maxsize=8)
 def _rules(levels: int) -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
     def up(level: str) -> int:
         return levels - 1 - int(level)

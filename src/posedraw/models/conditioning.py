@@ -22,6 +22,7 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from posedraw.errors import PoseError
 from posedraw.pose import NUM_JOINTS, Pose, legacy_tokens
+from posedraw.pose.schema import LIMB_INDICES
 
 
 @dataclass
@@ -105,8 +106,6 @@ def square_normalized(pose: Pose) -> tuple[np.ndarray, np.ndarray]:
 
 def limb_maps(xy: torch.Tensor, state: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
     """(B, limbs, h, w) Gaussian maps of the distance to each limb segment (0 where a joint is absent)."""
-    from posedraw.pose.schema import LIMB_INDICES
-
     h, w = size
     ys = (torch.arange(h, device=xy.device, dtype=xy.dtype) + 0.5) / h
     xs = (torch.arange(w, device=xy.device, dtype=xy.dtype) + 0.5) / w
