@@ -53,7 +53,8 @@ def test_render_over_an_image(capsys, keypoint_files, tmp_path):
     assert tuple(image[2, 2]) == (0, 0, 255) and (image != (0, 0, 255)).any(axis=-1).sum() > 100
 
 
-def test_show_lists_every_joint(capsys, keypoint_files):
+def test_show_lists_every_joint(capsys, keypoint_files, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal must not wrap the summary line
     code, out, _ = _run(capsys, "pose", "show", keypoint_files["1000846"])
     assert code == 0 and "1 person, canvas 512x512" in out
     assert "left_ankle" in out and "205.6" in out
