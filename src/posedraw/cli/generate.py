@@ -9,6 +9,7 @@ import typer
 
 from posedraw.cli.common import DeviceOption
 from posedraw.cli.options import CoordinateSpace, read_options
+from posedraw.cli.tune import ClipOption, ClipPretrainedOption, ClipWeightsOption, clip_spec, print_similarities
 
 
 def _pose_files(poses: list[Path], pose_dir: Path | None) -> list[Path]:
@@ -43,9 +44,17 @@ def generate(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per network batch.")] = 4,
     canvas: Annotated[str | None, typer.Option("--canvas", help="WIDTHxHEIGHT for pose files without one.")] = None,
     coords: Annotated[CoordinateSpace | None, typer.Option("--coords", help="Coordinates of ambiguous files.")] = None,
+    tune_prompt: Annotated[
+        list[str] | None,
+        typer.Option("--tune-prompt", help="Then tune each image towards 'text[:weight]' (writes latents)."),
+    ] = None,
+    tune_steps: Annotated[int, typer.Option("--tune-steps", min=1, help="Tuning steps (with --tune-prompt).")] = 50,
+    clip: ClipOption = "ViT-B-32",
+    clip_pretrained: ClipPretrainedOption = "openai",
+    clip_weights: ClipWeightsOption = None,
     device: DeviceOption = "auto",
 ) -> None:
-    """Draw characters in the given poses.
+    """Draw characters in the given poses; optionally restyle them with CLIP (--tune-prompt).
 
     Example: posedraw generate --model models/keypoints-danbooru --pose pose.json --num 4 --grid --out out/
     """
@@ -73,7 +82,30 @@ def generate(
     pipeline = load_pipeline(model, resolve_device(device))
     start = None if latents is None else load_start_latents(latents, len(jobs), pipeline.latent_shape)
     written = run_jobs(
-        pipeline, jobs, sampling, str(model), out, Outputs(save_latent, grid, progress_row), batch_size, start
+        pipeline,
+        jobs,
+        sampling,
+        str(model),
+        out,
+        Outputs(save_latent or bool(tune_prompt), grid, progress_row),
+        batch_size,
+        start,
     )
     for path in written:
         typer.echo(f"wrote {path}")
+    if tune_prompt:
+        _tune_written(pipeline, written, tune_prompt, tune_steps, clip_spec(clip, clip_pretrained, clip_weights), out)
+
+
+def _tune_written(pipeline, written: list[Path], prompts: list[str], steps: int, spec, out: Path) -> None:
+    """Tune every generated image from its final latent (the same latent --save-latent writes)."""
+    from posedraw.tuning.clip import TuneOptions
+    from posedraw.tuning.files import load_tune_input, source_metadata
+    from posedraw.tuning.prompts import parse_prompt
+    from posedraw.tuning.run import TuneRequest, tune_and_write
+
+    request = TuneRequest([parse_prompt(p) for p in prompts], TuneOptions(steps=steps), spec)
+    for path in written:
+        latent = load_tune_input(path.with_name(path.stem + ".latent.npy"), pipeline.vq)
+        [tuned] = tune_and_write(pipeline.vq, latent, request, [path.stem], [source_metadata(path)], out)
+        print_similarities(request, tuned)

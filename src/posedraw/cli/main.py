@@ -18,6 +18,7 @@ from posedraw.cli import evaluate as eval_cli
 from posedraw.cli import generate as generate_cli
 from posedraw.cli import pose as pose_cli
 from posedraw.cli import train as train_cli
+from posedraw.cli import tune as tune_cli
 from posedraw.cli import vq as vq_cli
 from posedraw.errors import PosedrawError
 
@@ -35,6 +36,7 @@ app.add_typer(vq_cli.app, name="vq")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(eval_cli.app, name="eval")
 app.command("generate")(generate_cli.generate)
+app.command("tune")(tune_cli.tune)
 
 app.command("demo")(demo_cli.demo)
 

@@ -103,7 +103,9 @@ def show(
     """
     pose = _read(source, from_format, canvas, coords, image_id)
     console = Console()
-    console.print(f"{source}: {_people(pose)}, canvas {pose.width:g}x{pose.height:g} px", soft_wrap=True, highlight=False)
+    console.print(
+        f"{source}: {_people(pose)}, canvas {pose.width:g}x{pose.height:g} px", soft_wrap=True, highlight=False
+    )
     for p in range(pose.num_people):
         table = Table(title=f"person {p}")
         for column in ("joint", "x", "y", "state", "confidence"):

@@ -106,9 +106,18 @@ def decode_codes(vq: VQModel, indices: torch.Tensor) -> torch.Tensor:
     return vq.decode(quant, force_not_quantize=True).sample
 
 
+def latents_from_codes(vq: VQModel, indices: torch.Tensor) -> torch.Tensor:
+    """Code indices (B, h, w) -> their codebook vectors (B, C, h, w): a latent that decodes to those codes."""
+    return vq.quantize.embedding(indices.long()).permute(0, 3, 1, 2).contiguous()
+
+
+def downsampling_factor(vq: VQModel) -> int:
+    return 2 ** (len(vq.config.block_out_channels) - 1)
+
+
 def codebook_range(vq: VQModel) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel min and max of the codebook: the box latents are kept in during tuning."""
-    weight = vq.quantize.embedding.weight
+    weight = vq.quantize.embedding.weight.detach()
     return weight.min(dim=0).values, weight.max(dim=0).values
 
 

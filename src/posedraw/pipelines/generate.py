@@ -114,7 +114,7 @@ def _save_png(image: Image.Image, path: Path, info: dict[str, Any]) -> None:
     save_image_atomic(image, path, pnginfo=png)
 
 
-def _side_by_side(tiles: Sequence[Image.Image]) -> Image.Image:
+def side_by_side(tiles: Sequence[Image.Image]) -> Image.Image:
     row = Image.new("RGB", (sum(t.width for t in tiles), max(t.height for t in tiles)))
     x = 0
     for tile in tiles:
@@ -128,7 +128,7 @@ def pose_sample_grid(poses: Sequence[Pose], images: torch.Tensor) -> Image.Image
     rows = []
     for pose, image in zip(poses, images):
         sample = to_image(image)
-        rows.append(_side_by_side([render_skeleton(pad_to_square(pose), long_side=sample.width), sample]))
+        rows.append(side_by_side([render_skeleton(pad_to_square(pose), long_side=sample.width), sample]))
     grid = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)))
     for i, row in enumerate(rows):
         grid.paste(row, (0, i * rows[0].height))
@@ -147,10 +147,10 @@ def _write_job(
             np.save(handle, result.vq_latents[index].float().cpu().numpy())
     if extras.grid:
         skeleton = render_skeleton(pad_to_square(job.pose), long_side=image.width)
-        save_image_atomic(_side_by_side([skeleton, image]), out / f"{stem}_grid.png")
+        save_image_atomic(side_by_side([skeleton, image]), out / f"{stem}_grid.png")
     if extras.progress_row:
         tiles = [to_image(x0[index]) for _, x0 in result.intermediates] + [image]
-        save_image_atomic(_side_by_side(tiles), out / f"{stem}_progress.png")
+        save_image_atomic(side_by_side(tiles), out / f"{stem}_progress.png")
     return path
 
 
