@@ -33,17 +33,13 @@ def tune(
     image_prompt: Annotated[
         list[str] | None, typer.Option("--image-prompt", help="Image file, optionally ':weight'; repeatable.")
     ] = None,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Model folder with the VQ (default: built-in).")
-    ] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model folder with the VQ (default: built-in).")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimization steps.")] = 100,
     lr: Annotated[float, typer.Option("--lr", min=1e-6, help="Adam learning rate on the latent.")] = 0.1,
     cutouts: Annotated[int, typer.Option("--cutouts", min=1, help="Augmented CLIP views per step.")] = 32,
     keep_pose: Annotated[float, typer.Option("--keep-pose", min=0.0, help="Weight of the structure term.")] = 10.0,
     structure: Annotated[str, typer.Option("--structure", help="lowpass, edges, lpips or none.")] = "lowpass",
-    anchor: Annotated[
-        float, typer.Option("--anchor", min=0.0, help="Start weight of MSE to the first latent.")
-    ] = 1.0,
+    anchor: Annotated[float, typer.Option("--anchor", min=0.0, help="Start weight of MSE to the first latent.")] = 1.0,
     every: Annotated[int | None, typer.Option("--every", min=1, help="Also write every K-th step as a strip.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the cutouts.")] = 0,
     clip: ClipOption = "ViT-B-32",
@@ -59,7 +55,7 @@ def tune(
     from posedraw.models.vq import load_vq
     from posedraw.train.trainer import resolve_device
     from posedraw.tuning.clip import TuneOptions
-    from posedraw.tuning.files import load_tune_input, source_metadata
+    from posedraw.tuning.files import load_tune_input, source_metadata, stem_of
     from posedraw.tuning.prompts import parse_prompt
     from posedraw.tuning.run import TuneRequest, tune_and_write
 
@@ -75,8 +71,7 @@ def tune(
         model = builtin_model()
     vq = load_vq(model, resolve_device(device))
     latent = load_tune_input(source, vq)
-    stem = source.name.removesuffix(".latent.npy").removesuffix(".npy").rsplit(".", 1)[0]
-    [tuned] = tune_and_write(vq, latent, request, [stem], [source_metadata(source)], out)
+    [tuned] = tune_and_write(vq, latent, request, [stem_of(source)], [source_metadata(source)], out)
     print_similarities(request, tuned)
 
 

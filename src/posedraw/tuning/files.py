@@ -60,9 +60,17 @@ def _latent_from_image(path: Path, vq: VQModel) -> torch.Tensor:
         return encode(vq, to_tensor(image)[None].to(vq.device)).float().cpu()
 
 
+def stem_of(path: Path) -> str:
+    """The drawing's name: `x` for x.png, x.latent.npy and x.codes.npy."""
+    for suffix in (".latent.npy", ".codes.npy"):
+        if path.name.endswith(suffix):
+            return path.name.removesuffix(suffix)
+    return path.stem
+
+
 def source_metadata(path: Path) -> dict[str, Any] | None:
-    """The `posedraw` metadata of a PNG made by generate (or of the image a latent was saved next to)."""
-    for candidate in (path, path.with_name(path.name.replace(".latent.npy", ".png"))):
+    """The `posedraw` metadata of a PNG made by generate (or of the PNG a latent or code grid was saved with)."""
+    for candidate in (path, path.with_name(stem_of(path) + ".png")):
         if candidate.suffix.lower() == ".png" and candidate.is_file():
             try:
                 with Image.open(candidate) as image:
@@ -117,4 +125,12 @@ def read_tune_record(path: Path) -> dict[str, Any]:
     return json.loads(text)
 
 
-__all__ = ["TUNE_KEY", "load_tune_input", "read_tune_record", "source_metadata", "tune_record", "write_tuned"]
+__all__ = [
+    "TUNE_KEY",
+    "load_tune_input",
+    "read_tune_record",
+    "source_metadata",
+    "stem_of",
+    "tune_record",
+    "write_tuned",
+]
