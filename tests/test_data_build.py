@@ -247,3 +247,23 @@ def test_clip_filter_scores_every_image_and_skips_below_the_threshold(danbooru, 
     assert report.kept == sum(s >= cut for s in scores) and 0 < report.kept < len(items)
     assert all(r["reason"].startswith("CLIP score") for r in rows if r["status"] == "skipped")
     assert all(r["clip_score"] >= round(cut, 4) for r in rows if r["status"] == "kept")
+
+
+def test_a_dataset_on_a_remote_filesystem_streams_like_a_local_one(tmp_path):
+    """fsspec URLs (here its in-memory filesystem, standing in for s3://) reach the same samples."""
+    import fsspec
+
+    _toy(tmp_path / "ds", num=12)
+    memory = fsspec.filesystem("memory")
+    memory.put(str(tmp_path / "ds"), "/remote-ds", recursive=True)
+    try:
+        urls = shard_urls("memory://remote-ds")
+        assert all(u.startswith("memory://") for u in urls) and len(urls) == 2
+        remote = [decode_sample(raw) for url in urls for raw in read_raw_samples(url)]
+        local = [decode_sample(raw) for url in shard_urls(tmp_path / "ds") for raw in read_raw_samples(url)]
+        assert [s.key for s in remote] == [s.key for s in local]
+        assert all(np.array_equal(np.asarray(r.image), np.asarray(q.image)) for r, q in zip(remote, local))
+        streamed = list(PoseImageDataset("memory://remote-ds", 32, rank=0, ranks=1))
+        assert sorted(s["key"] for s in streamed) == sorted(s.key for s in local)
+    finally:
+        memory.rm("/remote-ds", recursive=True)
