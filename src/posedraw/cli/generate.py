@@ -32,10 +32,17 @@ def generate(
     pose_dir: Annotated[Path | None, typer.Option("--pose-dir", help="Every *.json pose file of a folder.")] = None,
     num: Annotated[int, typer.Option("--num", min=1, help="Images per pose (seeds SEED, SEED+1, ...).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
-    sampler: Annotated[str, typer.Option("--sampler", help="ddim, plms, ddpm, dpm++, unipc or euler.")] = "dpm++",
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Sampling steps.")] = 20,
+    sampler: Annotated[
+        str, typer.Option("--sampler", help="Diffusion: ddim, plms, ddpm, dpm++, unipc or euler.")
+    ] = "dpm++",
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Diffusion sampling steps.")] = 20,
     eta: Annotated[float, typer.Option("--eta", min=0.0, help="DDIM eta (0 = deterministic).")] = 0.0,
     guidance: Annotated[float, typer.Option("--guidance", help="Pose guidance scale (1 = off).")] = 1.0,
+    temperature: Annotated[float, typer.Option("--temperature", help="Transformer models: softmax temperature.")] = 1.0,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", min=1, help="Transformer models: keep the k likeliest.")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Transformer models: nucleus mass in (0, 1].")] = None,
     latents: Annotated[Path | None, typer.Option("--latents", help="Start latents .npy: (C,h,w) or (N,C,h,w).")] = None,
     save_latent: Annotated[bool, typer.Option("--save-latent", help="Write the final VQ latent .npy.")] = False,
     progress_row: Annotated[bool, typer.Option("--progress-row", help="Write x0 predictions left to right.")] = False,
@@ -74,7 +81,7 @@ def generate(
             raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")
         options = read_options(canvas, coords, None)
         jobs = [Job(read_pose(f, options=options), f.stem, seed + k) for f in files for k in range(num)]
-        sampling = SamplingOptions(sampler, steps, eta, guidance)
+        sampling = SamplingOptions(sampler, steps, eta, guidance, temperature, top_k, top_p)
     if model is None:
         from posedraw.builtin import builtin_model
 

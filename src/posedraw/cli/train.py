@@ -76,6 +76,33 @@ def train_ldm_command(
         typer.echo(f"pipeline saved to {model_dir} (posedraw generate --model {model_dir} ...)")
 
 
+@app.command("transformer")
+def train_transformer_command(
+    config: Annotated[Path, typer.Option("--config", help="A configs/transformer-*.yaml file.")],
+    codes: Annotated[Path, typer.Option("--codes", help="Code cache (posedraw data cache-latents --codes).")],
+    vq: Annotated[Path, typer.Option("--vq", help="The VQ model folder the cache was made with.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, logs, model/.")] = Path(
+        "runs/transformer"
+    ),
+    max_steps: MaxStepsOption = None,
+    restart: RestartOption = False,
+    device: DeviceOption = "auto",
+    devices: DevicesOption = 1,
+    num_nodes: NodesOption = 1,
+    precision: PrecisionOption = None,
+) -> None:
+    """Train the pose-conditioned code transformer on cached VQ codes; rerun the same command to resume.
+
+    Example: posedraw train transformer --config configs/transformer-toy.yaml --codes data/toy-codes --vq runs/vq/model
+    """
+    from posedraw.train.transformer import train_transformer
+
+    options = _options(out, device, devices, num_nodes, precision, max_steps, restart)
+    model_dir = train_transformer(config, codes, vq, options)
+    if model_dir is not None:
+        typer.echo(f"model saved to {model_dir} (posedraw generate --model {model_dir} ...)")
+
+
 @app.command("pose-detector")
 def train_pose_detector_command(
     steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps on fresh toy renders.")] = 1500,

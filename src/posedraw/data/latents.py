@@ -129,7 +129,7 @@ def _cache_shard(url: str, path: Path, vq, size: int, latents: bool, codes: bool
     return len(samples)
 
 
-def _load_index(cache: str | Path) -> dict[str, Any]:
+def load_cache_index(cache: str | Path) -> dict[str, Any]:
     path = Path(cache) / "dataset.json"
     try:
         index = json.loads(path.read_text())
@@ -154,7 +154,7 @@ class CachedLatents(IterableDataset):
 
     def __post_init__(self) -> None:
         super().__init__()
-        self.index = _load_index(self.cache)
+        self.index = load_cache_index(self.cache)
         if not self.index.get("latents" if self.kind == "latent" else "codes"):
             raise DataError(f"{self.cache}: the cache holds no {self.kind}s (rebuild with --{self.kind}s)")
         self.shards = [str(Path(self.cache) / n) for n in self.index["shards"]]

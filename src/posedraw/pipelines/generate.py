@@ -22,6 +22,8 @@ from PIL.PngImagePlugin import PngInfo
 from posedraw.data.images import to_image
 from posedraw.errors import CheckpointError, PosedrawError
 from posedraw.io import atomic_path, save_image_atomic
+from posedraw.models.transformer import Sampling
+from posedraw.pipelines.code_transformer import CodeTransformerPipeline, is_code_model, load_code_pipeline
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 from posedraw.pose import Pose, dump_pose, pad_to_square, parse_pose, render_skeleton
 
@@ -30,10 +32,13 @@ METADATA_KEY = "posedraw"
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    sampler: str
+    sampler: str  # diffusion: sampler, steps, eta; the transformer: temperature, top_k, top_p; both: guidance
     steps: int
     eta: float = 0.0
     guidance: float = 1.0
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,11 @@ class Outputs:
     progress_row: bool = False
 
 
-def load_pipeline(model: str | Path, device: str) -> KeypointLDMPipeline:
+def load_pipeline(model: str | Path, device: str) -> KeypointLDMPipeline | CodeTransformerPipeline:
+    """A diffusion pipeline folder or a code-transformer model folder, on `device`."""
     folder = Path(model)
+    if is_code_model(folder):
+        return load_code_pipeline(folder, device)
     if not (folder / "model_index.json").is_file():
         raise CheckpointError(
             f"{folder}: expected a pipeline folder with model_index.json (made by convert ldm or train ldm)"
@@ -101,8 +109,9 @@ def read_png_metadata(path: Path) -> tuple[Job, SamplingOptions, str]:
         data = json.loads(text)
         job = Job(parse_pose(data["pose"], "posedraw"), str(data["pose_name"]), int(data["seed"]))
         sampling = SamplingOptions(
-            str(data["sampler"]), int(data["steps"]), float(data["eta"]), float(data["guidance"])
-        )
+            str(data["sampler"]), int(data["steps"]), float(data["eta"]), float(data["guidance"]),
+            float(data.get("temperature", 1.0)), data.get("top_k"), data.get("top_p"),
+        )  # fmt: skip
         return job, sampling, str(data["model"])
     except (KeyError, TypeError, ValueError, PosedrawError) as exc:
         raise PosedrawError(f"{path}: damaged posedraw metadata ({exc})") from None
@@ -145,6 +154,9 @@ def _write_job(
     if extras.save_latent:
         with atomic_path(out / f"{stem}.latent.npy") as tmp, open(tmp, "wb") as handle:
             np.save(handle, result.vq_latents[index].float().cpu().numpy())
+        if getattr(result, "codes", None) is not None:
+            with atomic_path(out / f"{stem}.codes.npy") as tmp, open(tmp, "wb") as handle:
+                np.save(handle, result.codes[index].cpu().numpy().astype(np.int32))
     if extras.grid:
         skeleton = render_skeleton(pad_to_square(job.pose), long_side=image.width)
         save_image_atomic(side_by_side([skeleton, image]), out / f"{stem}_grid.png")
@@ -154,8 +166,23 @@ def _write_job(
     return path
 
 
+def draw(pipeline, jobs: Sequence[Job], sampling: SamplingOptions, latents: torch.Tensor | None, x0_every: int | None):
+    """One batch through either kind of model."""
+    poses, seeds = [j.pose for j in jobs], [j.seed for j in jobs]
+    if isinstance(pipeline, CodeTransformerPipeline):
+        if latents is not None:
+            raise PosedrawError("--latents: a transformer model draws codes, it has no start latents")
+        if x0_every is not None:
+            raise PosedrawError("--progress-row: a transformer model writes codes in raster order, it has no x0 steps")
+        return pipeline(poses, seeds, Sampling(sampling.temperature, sampling.top_k, sampling.top_p, sampling.guidance))
+    return pipeline(
+        poses, seeds=seeds, latents=latents, sampler=sampling.sampler, steps=sampling.steps, eta=sampling.eta,
+        guidance=sampling.guidance, x0_every=x0_every,
+    )  # fmt: skip
+
+
 def run_jobs(
-    pipeline: KeypointLDMPipeline,
+    pipeline: KeypointLDMPipeline | CodeTransformerPipeline,
     jobs: Sequence[Job],
     sampling: SamplingOptions,
     model: str,
@@ -170,12 +197,10 @@ def run_jobs(
     x0_every = max(1, sampling.steps // 8) if extras.progress_row else None
     batches = range(0, len(jobs), batch_size)
     for number, start in enumerate(batches, 1):
-        pipeline.set_progress_bar_config(desc=f"batch {number}/{len(batches)}", leave=False)
+        if isinstance(pipeline, KeypointLDMPipeline):
+            pipeline.set_progress_bar_config(desc=f"batch {number}/{len(batches)}", leave=False)
         batch = list(jobs[start : start + batch_size])
         start_latents = None if latents is None else latents[start : start + len(batch)]
-        result = pipeline(
-            [j.pose for j in batch], seeds=[j.seed for j in batch], latents=start_latents, sampler=sampling.sampler,
-            steps=sampling.steps, eta=sampling.eta, guidance=sampling.guidance, x0_every=x0_every,
-        )  # fmt: skip
+        result = draw(pipeline, batch, sampling, start_latents, x0_every)
         written += [_write_job(job, i, result, sampling, model, out, extras) for i, job in enumerate(batch)]
     return written

@@ -1,0 +1,167 @@
+"""Training the pose-conditioned code transformer from the code cache.
+
+Cross-entropy over the code range only; AdamW with the usual groups (no weight decay on biases, norms
+and embeddings) and a linear warm-up; pose dropout (the whole prefix becomes null tokens) for guidance;
+optional input corruption (each input code kept with probability `keep_prob`, else a random code, as
+taming-transformers does; the targets stay the true codes). Exports a model folder: `vq/`,
+`transformer/` (GPT-2, safetensors) and `posedraw.json` (kind "transformer" and the config).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from posedraw.config import dump_yaml, load_config, to_dict
+from posedraw.data.latents import CachedLatents, collate_cached, load_cache_index
+from posedraw.errors import ConfigError
+from posedraw.io import atomic_dir, write_text_atomic
+from posedraw.models.transformer import TransformerConfig, build_transformer, null_tokens, pose_tokens
+from posedraw.models.vq import load_vq
+from posedraw.pose import NUM_JOINTS, Pose
+from posedraw.train.trainer import RunOptions, make_trainer, resume_path
+
+
+@dataclass(frozen=True)
+class TransformerTrainConfig:
+    batch_size: int = 16
+    learning_rate: float = 4.5e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    max_steps: int = 100_000
+    pose_dropout: float = 0.1  # share of samples trained with the null pose (0: no guidance later)
+    keep_prob: float = 1.0  # input corruption: each input code kept with this probability
+    checkpoint_every: int = 1000
+    num_workers: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TransformerRunConfig:
+    model: TransformerConfig = field(default_factory=TransformerConfig)
+    train: TransformerTrainConfig = field(default_factory=TransformerTrainConfig)
+
+
+def fit_to_cache(config: TransformerRunConfig, codes: Path) -> TransformerRunConfig:
+    """Take the codebook size and grid side from the code cache; a config that states others is an error."""
+    index = load_cache_index(codes)
+    if not index.get("codes"):
+        raise ConfigError(f"{codes}: the cache holds no codes (rebuild it with posedraw data cache-latents --codes)")
+    num_codes, grid = int(index["num_codes"]), int(index["latent_shape"][-1])
+    for name, have, want in (("num_codes", config.model.num_codes, num_codes), ("grid", config.model.grid, grid)):
+        if have not in (0, want):
+            raise ConfigError(f"model.{name}: the config says {have}, the code cache {codes} has {want}")
+    return replace(config, model=replace(config.model, num_codes=num_codes, grid=grid))
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices of the blocks; none on biases, layer norms and the token/position tables."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        embedding = name.endswith(("wte.weight", "wpe.weight"))
+        (decay if param.ndim >= 2 and not embedding else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def sequence_loss(
+    model: torch.nn.Module,
+    config: TransformerConfig,
+    codes: torch.Tensor,
+    prefix: torch.Tensor,
+    inputs: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of the codes (B, h, w) given the prefix (B, 17), teacher-forced on `inputs`
+    (the codes themselves unless corrupted)."""
+    targets = codes.flatten(1)
+    ids = torch.cat([prefix, (codes if inputs is None else inputs).flatten(1)[:, :-1]], dim=1)
+    logits = model(input_ids=ids).logits[:, NUM_JOINTS - 1 :, : config.num_codes]
+    return F.cross_entropy(logits.float().reshape(-1, config.num_codes), targets.reshape(-1))
+
+
+@torch.no_grad()
+def held_out_loss(model, config: TransformerConfig, codes: torch.Tensor, poses: list[Pose], with_pose: bool = True):
+    """Cross-entropy (nats per code) on held-out samples, with their poses or with the null pose."""
+    prefix = pose_tokens(poses, config) if with_pose else null_tokens(len(poses), config)
+    return float(sequence_loss(model.eval(), config, codes, prefix.to(codes.device)))
+
+
+class CodeTransformerModule(L.LightningModule):
+    def __init__(self, config: TransformerRunConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = build_transformer(config.model)
+
+    def configure_optimizers(self):
+        train = self.config.train
+        fused = {"fused": True} if torch.cuda.is_available() else {}
+        optimizer = torch.optim.AdamW(
+            decay_groups(self.model, train.weight_decay), lr=train.learning_rate, betas=(0.9, 0.95), **fused
+        )
+        warmup = max(1, train.warmup_steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> dict:
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        model_config, train = self.config.model, self.config.train
+        codes = batch["codes"]
+        prefix = pose_tokens(batch["pose"], model_config).to(self.device)
+        drop = torch.rand(len(prefix), device=self.device) < train.pose_dropout
+        prefix = torch.where(drop[:, None], model_config.null_token, prefix)
+        inputs = None
+        if train.keep_prob < 1:
+            keep = torch.rand(codes.shape, device=self.device) < train.keep_prob
+            inputs = torch.where(keep, codes, torch.randint_like(codes, model_config.num_codes))
+        loss = sequence_loss(self.model, model_config, codes, prefix, inputs)
+        self.log("loss", loss, prog_bar=True)
+        return loss
+
+
+def export_transformer(module: CodeTransformerModule, vq_dir: Path, folder: Path, steps: int) -> Path:
+    """Write the model folder `generate` loads: vq/, transformer/ and posedraw.json."""
+    vq = load_vq(vq_dir)
+    with atomic_dir(folder) as tmp:
+        vq.save_pretrained(tmp / "vq", safe_serialization=True)
+        module.model.save_pretrained(tmp / "transformer", safe_serialization=True)
+        info = {"kind": "transformer", "steps": steps, "config": to_dict(module.config)}
+        (tmp / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
+    return folder
+
+
+def train_transformer(config_path: Path, codes: Path, vq_dir: Path, options: RunOptions) -> Path | None:
+    """Train (or resume) a code transformer on a code cache; export `<out>/model`."""
+    config = fit_to_cache(load_config(TransformerRunConfig, config_path), codes)
+    vq = load_vq(vq_dir)
+    if vq.config.num_vq_embeddings != config.model.num_codes:
+        raise ConfigError(
+            f"{vq_dir}: the VQ has {vq.config.num_vq_embeddings} codes, the cache {config.model.num_codes}"
+        )
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    options.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(options.out / "config.yaml", dump_yaml(config))
+    loader = DataLoader(
+        CachedLatents(codes, "codes", seed=config.train.seed),
+        batch_size=config.train.batch_size,
+        num_workers=config.train.num_workers,
+        collate_fn=collate_cached,
+        drop_last=True,
+        persistent_workers=config.train.num_workers > 0,
+    )
+    trainer = make_trainer(options, config.train.max_steps, config.train.checkpoint_every, [])
+    module = CodeTransformerModule(config)
+    trainer.fit(module, loader, ckpt_path=resume_path(options))
+    if not trainer.is_global_zero:
+        return None
+    return export_transformer(module, vq_dir, options.out / "model", trainer.global_step)
+
+
+__all__ = ["CodeTransformerModule", "TransformerRunConfig", "held_out_loss", "train_transformer"]
