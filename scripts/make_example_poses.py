@@ -1,0 +1,36 @@
+"""Writes examples/poses/<kind>.json: one full-body pose of each kind the toy pose sampler knows, in a
+512 x 512 canvas, from seeds the built-in model never trained on (its training figures use seeds < 10^6).
+
+    python scripts/make_example_poses.py [OUT_DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from posedraw.data.poses import KINDS, sample_pose
+from posedraw.pose import dump_pose
+
+
+def example(kind: str, size: int = 512):
+    """The first pose of `kind` from seeds 2*10^9, ... that is wholly inside the frame."""
+    seed = 2 * 10**9
+    while (sampled := sample_pose(np.random.default_rng(seed), size, kind)).out_of_frame:
+        seed += 1
+    return sampled.label
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "examples/poses")
+    out.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        (out / f"{kind}.json").write_text(json.dumps(dump_pose(example(kind)), indent=1) + "\n")
+        print(f"wrote {out / kind}.json")
+
+
+if __name__ == "__main__":
+    main()
