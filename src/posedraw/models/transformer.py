@@ -26,15 +26,15 @@ import torch
 from rich.progress import track
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from posedraw.errors import PosedrawError
+from posedraw.errors import ConfigError, PosedrawError
 from posedraw.models.conditioning import square_normalized
 from posedraw.pose import NUM_JOINTS, Pose
 
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    num_codes: int = 1024  # the VQ's codebook size
-    grid: int = 16  # code grid side: grid * grid codes per image
+    num_codes: int = 0  # the VQ's codebook size (0 in a training config: taken from the code cache)
+    grid: int = 0  # code grid side: grid * grid codes per image (0: from the code cache)
     pose_grid: int = 16  # cells per side for joint positions
     layers: int = 12
     heads: int = 8
@@ -70,6 +70,9 @@ class TransformerConfig:
 
 
 def build_transformer(config: TransformerConfig) -> GPT2LMHeadModel:
+    if config.num_codes <= 0 or config.grid <= 0:
+        sizes = f"{config.num_codes} / {config.grid}"
+        raise ConfigError(f"model.num_codes / model.grid: expected positive sizes, got {sizes}")
     return GPT2LMHeadModel(config.gpt2())
 
 
