@@ -1,11 +1,15 @@
 """The measurement the placed pose conditioning exists for: pose fidelity per encoder at an equal budget.
 
-Trains one diffusion model per encoder (`legacy`, `tokens`, `maps`, `tokens+maps`) on the same latent cache
-with the same config, seed and number of steps, then generates one image for each of N held-out poses
-(poses the training set never had: pose-sampler seeds from 10**9 on) and measures PCK@0.1 with the toy
-pose detector. Prints one JSON object; each trained pipeline is kept in OUT/<mode>/model.
+Trains one diffusion model per variant on the same latent cache with the same config, seed and number of
+steps, then generates one image for each of N held-out poses (poses the training set never had:
+pose-sampler seeds from 10**9 on) and measures PCK@0.1 with the toy pose detector, without guidance and,
+for encoders with a null pose, at guidance 2. A variant is an encoder (`legacy`, `tokens`, `maps`,
+`tokens+maps`) with optional `:skeleton` (limb maps instead of joint heatmaps) and `:eps` / `:v`
+(epsilon / v prediction instead of the config's). Prints one JSON object (the last line of stdout); each
+trained pipeline is kept in OUT/<variant>/model.
 
-    python bench/conditioning.py --cache data/toy-latents --vq runs/vq/model --steps 1500 --out runs/conditioning
+    python bench/conditioning.py --cache data/toy-latents --vq runs/vq/model --steps 1500 --out runs/conditioning \
+        --variants legacy tokens maps tokens+maps tokens+maps:skeleton tokens+maps:eps
 """
 
 from __future__ import annotations
@@ -26,10 +30,27 @@ from posedraw.train.trainer import RunOptions
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("legacy", "tokens", "maps", "tokens+maps")
+PREDICTIONS = {"eps": "epsilon", "v": "v_prediction"}
 
 
 def held_out_poses(count: int, size: int = 64):
     return [sample_pose(np.random.default_rng(10**9 + i), size).label for i in range(count)]
+
+
+def variant_config(config: dict, variant: str) -> dict:
+    """The config with the variant's encoder, map kind and prediction; legacy gets no null pose (as the original)."""
+    mode, *options = variant.split(":")
+    if mode not in MODES or any(o not in ("skeleton", *PREDICTIONS) for o in options):
+        raise SystemExit(f"--variants: expected encoder[:skeleton][:eps|:v] with encoder in {MODES}, got {variant!r}")
+    config["pose"]["mode"] = mode
+    if mode == "legacy":
+        config["pose"]["dropout"] = 0.0
+    if "skeleton" in options:
+        config["pose"]["map_kind"] = "skeleton"
+    for short, prediction in PREDICTIONS.items():
+        if short in options:
+            config["diffusion"]["prediction"] = prediction
+    return config
 
 
 def main() -> None:
@@ -40,16 +61,13 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "ldm-toy.yaml")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--poses", type=int, default=64)
-    parser.add_argument("--modes", nargs="+", default=list(MODES))
+    parser.add_argument("--variants", nargs="+", default=list(MODES), help="encoder[:skeleton][:eps|:v]")
     args = parser.parse_args()
     poses = held_out_poses(args.poses)
     results = {}
-    for mode in args.modes:
-        config = yaml.safe_load(args.config.read_text())
-        config["pose"]["mode"] = mode
-        if mode == "legacy":
-            config["pose"]["dropout"] = 0.0  # the original had no null pose
-        run = args.out / mode.replace("+", "_")
+    for variant in args.variants:
+        config = variant_config(yaml.safe_load(args.config.read_text()), variant)
+        run = args.out / variant.replace("+", "_").replace(":", "-")
         run.mkdir(parents=True, exist_ok=True)
         (run / "bench-config.yaml").write_text(yaml.safe_dump(config))
         start = time.perf_counter()
@@ -59,14 +77,15 @@ def main() -> None:
         minutes = (time.perf_counter() - start) / 60
         pipeline = KeypointLDMPipeline.from_pretrained(model)
         pipeline.set_progress_bar_config(disable=True)
-        report = evaluate_pipeline(pipeline, poses, list(range(len(poses))), "toy", steps=20)
-        results[mode] = {
-            "pck@0.1": round(report.pck, 4),
-            "oks": round(report.oks, 4),
-            "left_right_swap_rate": round(report.swap_rate, 4),
-            "train_minutes": round(minutes, 1),
-        }
-        print(json.dumps({mode: results[mode]}), flush=True)
+        results[variant] = {"train_minutes": round(minutes, 1), "prediction": config["diffusion"]["prediction"]}
+        for guidance in (1.0, 2.0) if config["pose"]["dropout"] > 0 else (1.0,):
+            report = evaluate_pipeline(pipeline, poses, list(range(len(poses))), "toy", steps=20, guidance=guidance)
+            results[variant][f"guidance {guidance:g}"] = {
+                "pck@0.1": round(report.pck, 4),
+                "oks": round(report.oks, 4),
+                "left_right_swap_rate": round(report.swap_rate, 4),
+            }
+        print(json.dumps({variant: results[variant]}), flush=True)
     print(
         json.dumps(
             {
