@@ -48,6 +48,7 @@ def cache(tmp_path_factory):
 def _config(tmp_path: Path, **train) -> Path:
     config = yaml.safe_load((REPO / "configs" / "ldm-toy.yaml").read_text())
     config["unet"].update(sample_size=8, model_channels=32, context_dim=32)
+    config["diffusion"]["prediction"] = "epsilon"  # the training default (ldm-toy uses v): its loss falls visibly
     config["train"].update(batch_size=8, sample_every=1000, checkpoint_every=1000, sample_steps=3, **train)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
