@@ -29,7 +29,7 @@ from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, P
 from posedraw.models.unet import UNetConfig, build_unet
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
-from posedraw.train.trainer import RunOptions, make_trainer, resume_path
+from posedraw.train.trainer import PoseBatchTransfer, RunOptions, make_trainer, resume_path
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: fl
     return clipped / (snr + 1) if prediction == "v_prediction" else clipped / snr
 
 
-class LatentDiffusionModule(L.LightningModule):
+class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
     def __init__(self, config: LDMRunConfig) -> None:
         super().__init__()
         self.config = config
@@ -169,10 +169,6 @@ class LatentDiffusionModule(L.LightningModule):
                 self.schedule.alphas_cumprod, t, config.min_snr_gamma, config.prediction
             )
         return per_sample.mean()
-
-    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> dict:
-        """Tensors to the device; poses stay Pose objects (the encoder prepares them)."""
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch["latent"], batch["pose"])

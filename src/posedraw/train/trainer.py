@@ -30,6 +30,14 @@ class RunOptions:
     progress: bool = True
 
 
+class PoseBatchTransfer:
+    """LightningModule mixin for batches that mix tensors and Pose objects: tensors go to the device,
+    poses stay as they are (Lightning's default transfer would try to move them)."""
+
+    def transfer_batch_to_device(self, batch: dict, device: torch.device, dataloader_idx: int) -> dict:
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is present, else 'cpu'; anything else is checked."""
     if device == "auto":

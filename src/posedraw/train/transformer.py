@@ -26,7 +26,7 @@ from posedraw.io import atomic_dir, write_text_atomic
 from posedraw.models.transformer import TransformerConfig, build_transformer, null_tokens, pose_tokens
 from posedraw.models.vq import load_vq
 from posedraw.pose import NUM_JOINTS, Pose
-from posedraw.train.trainer import RunOptions, make_trainer, resume_path
+from posedraw.train.trainer import PoseBatchTransfer, RunOptions, make_trainer, resume_path
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def held_out_loss(model, config: TransformerConfig, codes: torch.Tensor, poses: 
     return float(sequence_loss(model.eval(), config, codes, prefix.to(codes.device)))
 
 
-class CodeTransformerModule(L.LightningModule):
+class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
     def __init__(self, config: TransformerRunConfig) -> None:
         super().__init__()
         self.config = config
@@ -107,9 +107,6 @@ class CodeTransformerModule(L.LightningModule):
         warmup = max(1, train.warmup_steps)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> dict:
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         model_config, train = self.config.model, self.config.train
@@ -126,9 +123,8 @@ class CodeTransformerModule(L.LightningModule):
         return loss
 
 
-def export_transformer(module: CodeTransformerModule, vq_dir: Path, folder: Path, steps: int) -> Path:
+def export_transformer(module: CodeTransformerModule, vq, folder: Path, steps: int) -> Path:
     """Write the model folder `generate` loads: vq/, transformer/ and posedraw.json."""
-    vq = load_vq(vq_dir)
     with atomic_dir(folder) as tmp:
         vq.save_pretrained(tmp / "vq", safe_serialization=True)
         module.model.save_pretrained(tmp / "transformer", safe_serialization=True)
@@ -161,7 +157,7 @@ def train_transformer(config_path: Path, codes: Path, vq_dir: Path, options: Run
     trainer.fit(module, loader, ckpt_path=resume_path(options))
     if not trainer.is_global_zero:
         return None
-    return export_transformer(module, vq_dir, options.out / "model", trainer.global_step)
+    return export_transformer(module, vq, options.out / "model", trainer.global_step)
 
 
 __all__ = ["CodeTransformerModule", "TransformerRunConfig", "held_out_loss", "train_transformer"]
