@@ -19,6 +19,7 @@ from posedraw.data.building import ShardPlan, build_dataset
 from posedraw.data.latents import CachedLatents, cache_dataset
 from posedraw.data.toy import ToyMaker, make_toy_sample
 from posedraw.errors import ConfigError, PosedrawError
+from posedraw.models.decoding import IncrementalGPT2
 from posedraw.models.transformer import (
     CodeSampler,
     Sampling,
@@ -92,6 +93,29 @@ def test_kv_cached_sampling_draws_the_same_codes_as_recomputing(sampling):
     cached = sampler(poses, [4, 5, 6], sampling)
     assert torch.equal(cached, sampler(poses, [4, 5, 6], sampling, use_cache=False))
     assert cached.shape == (3, 6, 6) and cached.max() < TINY.num_codes
+
+
+def test_incremental_step_gives_the_full_forward_logits_at_every_position():
+    torch.manual_seed(0)
+    model = build_transformer(TINY).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.5)  # far from the near-uniform logits of a fresh init
+        ids = torch.randint(0, TINY.null_token + 1, (2, TINY.num_positions))
+        full = model(input_ids=ids).logits[..., : TINY.num_codes]
+        decoder = IncrementalGPT2(model, TINY.num_positions, TINY.num_codes)
+        steps = [decoder.logits(ids[:, :17])] + [decoder.logits(ids[:, i : i + 1]) for i in range(17, ids.shape[1])]
+    assert full.std() > 1  # logits that differ enough for a wrong position or cache to show
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, 16:], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="positions"):
+        decoder.logits(ids[:, :1])
+
+
+def test_incremental_step_refuses_gpt2_variants_it_does_not_implement():
+    model = build_transformer(TINY)
+    model.config.scale_attn_by_inverse_layer_idx = True
+    with pytest.raises(ConfigError, match="scale_attn_by_inverse_layer_idx"):
+        IncrementalGPT2(model, TINY.num_positions, TINY.num_codes)
 
 
 def test_sampling_is_deterministic_per_seed_in_any_batch():

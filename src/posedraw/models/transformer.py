@@ -10,8 +10,10 @@ Which joint a prefix token describes is its position (0..16), learned by GPT-2's
 Only code logits are ever used: training takes cross-entropy over the code range, sampling never
 draws a pose id.
 
-Sampling runs the model once on the prefix and then one token at a time on transformers' KV cache, so
-neither the prefix nor earlier codes are recomputed; `use_cache=False` recomputes the whole sequence
+Sampling feeds the prefix once and then one token at a time through `IncrementalGPT2`
+(models/decoding.py: the same GPT-2 weights with a preallocated KV cache, because transformers' own
+cached forward is dominated by Python overhead at small sizes), so neither the prefix nor earlier codes
+are recomputed; `use_cache=False` runs transformers' full forward over the whole sequence
 every step (the reference the cache is checked against). Each image draws from its own seeded
 generator, so a (pose, seed) pair gives the same codes in any batch.
 """
@@ -28,6 +30,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from posedraw.errors import ConfigError, PosedrawError
 from posedraw.models.conditioning import square_normalized
+from posedraw.models.decoding import IncrementalGPT2
 from posedraw.pose import NUM_JOINTS, Pose
 
 
@@ -127,9 +130,10 @@ class CodeSampler:
     def __init__(self, model: GPT2LMHeadModel, config: TransformerConfig) -> None:
         self.model, self.config = model.eval(), config
 
-    def _logits(self, ids: torch.Tensor, cache, use_cache: bool):
-        out = self.model(input_ids=ids, past_key_values=cache, use_cache=use_cache)
-        return out.logits[:, -1, : self.config.num_codes].float(), out.past_key_values
+    def _recomputed(self, sequence: torch.Tensor) -> torch.Tensor:
+        """Last position's code logits from the whole sequence, without any cache (the reference)."""
+        logits = self.model(input_ids=sequence, use_cache=False, logits_to_keep=1).logits
+        return logits[:, -1, : self.config.num_codes].float()
 
     @torch.no_grad()
     def __call__(
@@ -146,28 +150,33 @@ class CodeSampler:
         if len(seeds) != len(poses):
             raise PosedrawError(f"seeds: expected one per pose ({len(poses)}), got {len(seeds)}")
         device = next(self.model.parameters()).device
-        batch = len(poses)
         guided = sampling.guidance != 1.0
         prefix = pose_tokens(poses, self.config)
         if guided:
-            prefix = torch.cat([prefix, null_tokens(batch, self.config)])
+            prefix = torch.cat([prefix, null_tokens(len(poses), self.config)])
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        sequence, cache = prefix.to(device), None
-        step_input = sequence
+        decoder = IncrementalGPT2(self.model, self.config.num_positions, self.config.num_codes)
+        sequence = step_input = prefix.to(device)
         codes = []
-        for _ in track(range(self.config.grid**2), "sampling codes", disable=not progress, transient=True):
-            logits, cache = self._logits(step_input if use_cache else sequence, cache, use_cache)
-            if guided:
-                conditional, unconditional = logits.chunk(2)
-                logits = unconditional + sampling.guidance * (conditional - unconditional)
-            probs = filter_logits(logits, sampling).softmax(-1).cpu()
-            drawn = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
-            drawn = drawn.to(device)
-            codes.append(drawn)
-            step_input = torch.cat([drawn, drawn]) if guided else drawn
-            sequence = torch.cat([sequence, step_input], dim=1)
-            cache = cache if use_cache else None
-        return torch.cat(codes, dim=1).view(batch, self.config.grid, self.config.grid)
+        steps = track(range(self.config.grid**2), "sampling codes", disable=not progress, transient=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            for _ in steps:
+                logits = decoder.logits(step_input) if use_cache else self._recomputed(sequence)
+                drawn = self._draw(logits, sampling, generators).to(device)
+                codes.append(drawn)
+                step_input = torch.cat([drawn, drawn]) if guided else drawn
+                if not use_cache:
+                    sequence = torch.cat([sequence, step_input], dim=1)
+        return torch.cat(codes, dim=1).view(len(poses), self.config.grid, self.config.grid)
+
+    @staticmethod
+    def _draw(logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator]) -> torch.Tensor:
+        """(B, 1) codes, each row from its own generator on the CPU so seeds agree across devices."""
+        if sampling.guidance != 1.0:
+            conditional, unconditional = logits.chunk(2)
+            logits = unconditional + sampling.guidance * (conditional - unconditional)
+        probs = filter_logits(logits, sampling).softmax(-1).cpu()
+        return torch.stack([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators, strict=True)])
 
 
 __all__ = ["CodeSampler", "Sampling", "TransformerConfig", "build_transformer", "filter_logits", "pose_tokens"]
