@@ -4,8 +4,8 @@ Why not transformers' own cached forward: at the toy size (4 layers, 128 wide) o
 1.9 ms there, mostly Python around little arithmetic (module calls, a cache grown by concatenation, mask
 building), so sampling with its cache was only 3.2x faster than recomputing the sequence
 (bench/transformer.py, 2026-11-25). This step reads the same `GPT2LMHeadModel` parameters and calls the
-same functional ops (layer norm, addmm, tanh-GELU, scaled-dot-product attention) with per-layer
-(batch, heads, length, head_dim) key and value buffers written in place: about 0.37 ms a token at the
+same functional ops (layer norm, addmm, tanh-GELU, scaled-dot-product attention) with one key/value
+buffer per layer, allocated for the whole sequence and written in place: about 0.37 ms a token at the
 toy size. Its logits equal the model's full forward to float rounding, and sampling with it draws the
 same codes as transformers' uncached forward (tests/test_transformer.py). Training, saving and that
 uncached reference stay on transformers.
