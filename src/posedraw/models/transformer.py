@@ -155,17 +155,17 @@ class CodeSampler:
         if guided:
             prefix = torch.cat([prefix, null_tokens(len(poses), self.config)])
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        decoder = IncrementalGPT2(self.model, self.config.num_positions, self.config.num_codes)
+        decoder = IncrementalGPT2(self.model, self.config.num_positions, self.config.num_codes) if use_cache else None
         sequence = step_input = prefix.to(device)
         codes = []
         steps = track(range(self.config.grid**2), "sampling codes", disable=not progress, transient=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             for _ in steps:
-                logits = decoder.logits(step_input) if use_cache else self._recomputed(sequence)
+                logits = decoder.logits(step_input) if decoder is not None else self._recomputed(sequence)
                 drawn = self._draw(logits, sampling, generators).to(device)
                 codes.append(drawn)
                 step_input = torch.cat([drawn, drawn]) if guided else drawn
-                if not use_cache:
+                if decoder is None:
                     sequence = torch.cat([sequence, step_input], dim=1)
         return torch.cat(codes, dim=1).view(len(poses), self.config.grid, self.config.grid)
 
