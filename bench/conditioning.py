@@ -25,8 +25,8 @@ import yaml
 from posedraw.data.poses import sample_pose
 from posedraw.eval.fidelity import evaluate_pipeline
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
+from posedraw.train.driver import RunOptions
 from posedraw.train.ldm import train_ldm
-from posedraw.train.trainer import RunOptions
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("legacy", "tokens", "maps", "tokens+maps")

@@ -25,7 +25,7 @@ from posedraw.data.augment import Augmentation
 from posedraw.data.building import ShardPlan, build_dataset
 from posedraw.data.filters import FilterConfig
 from posedraw.data.ingest import RealMaker, find_inputs, learn_statistics
-from posedraw.data.loader import PoseImageDataset, collate
+from posedraw.data.loader import collate, dataset_stream
 from posedraw.data.toy import ToyMaker, make_toy_sample
 from posedraw.pose import JOINTS, resize
 
@@ -89,7 +89,7 @@ def main() -> None:
         )
         results[f"toy_images_per_s_{args.workers}_workers"] = round(args.images / seconds, 1)
         for workers in sorted({0, args.workers}):
-            dataset = PoseImageDataset(root / f"built{args.workers}", 256, Augmentation(), rank=0, ranks=1)
+            dataset = dataset_stream(root / f"built{args.workers}", 256, Augmentation(), epochs=1)
             loader = DataLoader(dataset, batch_size=16, num_workers=workers, collate_fn=collate)
             count = 0
 

@@ -59,3 +59,11 @@ def poses(draw: st.DrawFn, max_people: int = 3, with_confidence: bool | None = N
         conf = draw(st.lists(st.floats(0.0, 1.0), min_size=people * NUM_JOINTS, max_size=people * NUM_JOINTS))
         confidence = np.array(conf).reshape(people, NUM_JOINTS)
     return Pose(xy, state.reshape(people, NUM_JOINTS), width, height, confidence)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    """The tiny training world (tests/tiny_world.py), built once per session."""
+    from .tiny_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("world"))

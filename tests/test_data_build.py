@@ -13,7 +13,7 @@ from PIL import Image
 from posedraw.data.building import ShardPlan, build_dataset
 from posedraw.data.filters import FilterConfig, LimbStatistics, skeleton_problem, uniform_border_fraction
 from posedraw.data.ingest import Item, RealMaker, find_inputs, learn_statistics
-from posedraw.data.loader import PoseImageDataset, assign_shards, collate
+from posedraw.data.loader import collate, dataset_stream
 from posedraw.data.shards import decode_sample, read_manifest, read_raw_samples, shard_urls
 from posedraw.data.toy import ToyMaker, make_toy_sample
 from posedraw.errors import DataError
@@ -194,18 +194,11 @@ def test_duplicate_ids_are_skipped_with_a_reason(tmp_path):
 
 
 # --- streaming ------------------------------------------------------------------------------------------
-def test_shard_assignment_is_disjoint_and_complete_over_ranks_and_workers():
-    shards = [f"s{i}" for i in range(11)]
-    parts = [assign_shards(shards, r, 2, w, 3) for r in range(2) for w in range(3)]
-    flat = [s for p in parts for s in p]
-    assert sorted(flat) == sorted(shards) and len(flat) == len(set(flat))
-
-
 def test_ddp_ranks_stream_disjoint_and_complete_samples(tmp_path):
     _toy(tmp_path / "ds", num=24, per_shard=3)
     keys = []
     for rank in range(2):
-        dataset = PoseImageDataset(tmp_path / "ds", 32, rank=rank, ranks=2, shuffle_buffer=4)
+        dataset = dataset_stream(tmp_path / "ds", 32, rank=rank, ranks=2, shuffle_buffer=4, epochs=1)
         keys.append([s["key"] for s in dataset])
     assert not set(keys[0]) & set(keys[1])
     assert sorted(keys[0] + keys[1]) == [f"toy{i:08d}" for i in range(24)]
@@ -217,7 +210,7 @@ def test_loader_workers_and_collate(tmp_path):
     from posedraw.data.augment import Augmentation
 
     _toy(tmp_path / "ds", num=24, per_shard=3)
-    dataset = PoseImageDataset(tmp_path / "ds", 24, augmentation=Augmentation(), rank=0, ranks=1)
+    dataset = dataset_stream(tmp_path / "ds", 24, augmentation=Augmentation(), epochs=1)
     batches = list(DataLoader(dataset, batch_size=5, num_workers=2, collate_fn=collate))
     keys = [k for b in batches for k in b["key"]]
     assert sorted(keys) == [f"toy{i:08d}" for i in range(24)]
@@ -263,7 +256,7 @@ def test_a_dataset_on_a_remote_filesystem_streams_like_a_local_one(tmp_path):
         local = [decode_sample(raw) for url in shard_urls(tmp_path / "ds") for raw in read_raw_samples(url)]
         assert [s.key for s in remote] == [s.key for s in local]
         assert all(np.array_equal(np.asarray(r.image), np.asarray(q.image)) for r, q in zip(remote, local))
-        streamed = list(PoseImageDataset("memory://remote-ds", 32, rank=0, ranks=1))
+        streamed = list(dataset_stream("memory://remote-ds", 32, epochs=1))
         assert sorted(s["key"] for s in streamed) == sorted(s.key for s in local)
     finally:
         memory.rm("/remote-ds", recursive=True)

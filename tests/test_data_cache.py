@@ -12,7 +12,7 @@ from PIL import Image
 
 from posedraw.data.building import ShardPlan, build_dataset
 from posedraw.data.images import to_tensor
-from posedraw.data.latents import CachedLatents, cache_dataset, collate_cached
+from posedraw.data.latents import cache_dataset, cache_source, cache_stream, collate_cached
 from posedraw.data.shards import decode_sample, read_raw_samples, shard_urls
 from posedraw.data.toy import ToyMaker
 from posedraw.errors import DataError
@@ -66,12 +66,12 @@ def test_cache_resumes_per_shard_and_training_reads_matching_orientation(toy_dat
     stamps = {p: p.stat().st_mtime_ns for p in (cache / "shards").glob("*.tar")}
     cache_dataset(toy_dataset, vq, cache, codes=False, progress=False)
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
-    items = list(CachedLatents(cache, flip=0.5, seed=1, rank=0, ranks=1))
+    items = list(cache_stream(cache, seed=1, flip=0.5, epochs=1))
     assert len(items) == 10 and {i["flipped"] for i in items} == {True, False}
     batch = collate_cached(items[:4])
     assert batch["latent"].shape == (4, 3, 16, 16) and batch["latent"].dtype == torch.float32
     with pytest.raises(DataError, match="no codes"):
-        CachedLatents(cache, kind="codes")
+        cache_source(cache, kind="codes")
 
 
 def test_stats_report(toy_dataset, tmp_path, capsys):

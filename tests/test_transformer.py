@@ -16,7 +16,7 @@ from PIL import Image
 
 from posedraw.builtin import builtin_model
 from posedraw.data.building import ShardPlan, build_dataset
-from posedraw.data.latents import CachedLatents, cache_dataset
+from posedraw.data.latents import cache_dataset, read_cache
 from posedraw.data.toy import ToyMaker, make_toy_sample
 from posedraw.errors import ConfigError, PosedrawError
 from posedraw.models.decoding import IncrementalGPT2
@@ -31,7 +31,7 @@ from posedraw.models.transformer import (
 from posedraw.models.vq import load_vq
 from posedraw.pipelines.code_transformer import load_code_pipeline
 from posedraw.pose import dump_pose
-from posedraw.train.trainer import RunOptions
+from posedraw.train.driver import RunOptions
 from posedraw.train.transformer import decay_groups, held_out_loss, train_transformer
 from tests.cli_helpers import run_cli
 
@@ -58,7 +58,7 @@ def codes(tmp_path_factory):
     cache_dataset(root / "toy", vq, root / "cache", latents=False, batch_size=32, progress=False)
     build_dataset(root / "held", ShardPlan(list(range(10**6, 10**6 + 64)), 64), ToyMaker(64), 64, progress=False)
     cache_dataset(root / "held", vq, root / "held-cache", latents=False, batch_size=32, progress=False)
-    held = list(CachedLatents(root / "held-cache", "codes", flip=0.0, rank=0, ranks=1))
+    held = read_cache(root / "held-cache", "codes")
     return root, torch.stack([s["codes"] for s in held]), [s["pose"] for s in held]
 
 
@@ -136,15 +136,16 @@ def test_weight_decay_spares_biases_norms_and_embeddings():
 
 
 def test_pose_lowers_held_out_cross_entropy(codes, tmp_path):
+    """One model trained with and without the pose (dropout 0.5): its held-out codes are likelier given their
+    poses than given the null pose."""
     root, held_codes, held_poses = codes
-    losses = {}
-    for name, dropout in (("pose", 0.1), ("no-pose", 1.0)):
-        config = _config(tmp_path, f"{name}.yaml", pose_dropout=dropout)
-        out = tmp_path / name
-        train_transformer(config, root / "cache", builtin_model(), RunOptions(out, "cpu", progress=False))
-        pipeline = load_code_pipeline(out / "model")
-        losses[name] = held_out_loss(pipeline.model, pipeline.config, held_codes, held_poses, with_pose=dropout < 1)
-    assert losses["pose"] < losses["no-pose"] - 0.03, losses  # measured 2.636 vs 2.704 nats (2026-11-25)
+    out = tmp_path / "run"
+    config = _config(tmp_path, pose_dropout=0.5)
+    train_transformer(config, root / "cache", builtin_model(), RunOptions(out, "cpu", progress=False))
+    pipeline = load_code_pipeline(out / "model")
+    losses = {with_pose: held_out_loss(pipeline.model, pipeline.config, held_codes, held_poses, with_pose=with_pose)
+              for with_pose in (True, False)}  # fmt: skip
+    assert losses[True] < losses[False] - 0.01, losses  # measured 2.638 vs 2.660 nats (2026-11-26)
 
 
 def test_config_that_disagrees_with_the_cache_is_refused(codes, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,7 @@ from posedraw.config import load_config
 from posedraw.data.images import ImageFolder
 from posedraw.errors import ConfigError
 from posedraw.models.vq import build_vq, load_vq
-from posedraw.train import vq as vq_training
-from posedraw.train.trainer import RunOptions
+from posedraw.train.driver import RunOptions
 from posedraw.train.vq import VQRunConfig, train_vq
 
 from .synthetic import write_shapes
@@ -46,52 +44,27 @@ def _l1(vq, batch: torch.Tensor) -> float:
 
 
 def test_toy_f4_training_lowers_reconstruction_error(images, tmp_path):
-    # LPIPS off to keep the test fast; the discriminator joins for the last 50 steps
-    config = _config(tmp_path, loss={"perceptual_weight": 0.0, "disc_start": 250},
-                     train={"batch_size": 4, "sample_every": 150, "checkpoint_every": 150})  # fmt: skip
-    model_dir = train_vq(config, images, RunOptions(out=tmp_path / "run", max_steps=300, progress=False))
+    # LPIPS off to keep the test fast; the discriminator joins for the last 30 steps
+    config = _config(tmp_path, loss={"perceptual_weight": 0.0, "disc_start": 120},
+                     train={"batch_size": 4, "sample_every": 75, "checkpoint_every": 75})  # fmt: skip
+    model_dir = train_vq(config, images, RunOptions(out=tmp_path / "run", max_steps=150, progress=False))
     held_out = tmp_path / "held_out"
     write_shapes(held_out, 8, start=1000)
-    batch = torch.stack([ImageFolder(held_out, 64, augment=False)[i] for i in range(8)])
+    folder = ImageFolder(held_out, 64)
+    batch = torch.stack([folder[i] for i in range(8)])
     torch.manual_seed(0)
     untrained = build_vq(load_config(VQRunConfig, config).model).eval()
     trained = load_vq(model_dir)
     before, after = _l1(untrained, batch), _l1(trained, batch)
-    assert after < 0.75 * before, (before, after)  # measured: 0.51 -> about 0.32 on held-out images
+    assert after < 0.75 * before, (before, after)  # measured: 0.511 -> 0.354 on held-out images
     info = json.loads((model_dir / "posedraw.json").read_text())
-    assert info["steps"] == 300 and info["config"]["model"]["ch"] == 32
+    assert info["steps"] == 150 and info["config"]["model"]["ch"] == 32
     assert sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png")) == [
+        "recon_0000075.png",
         "recon_0000150.png",
-        "recon_0000300.png",
     ]
     logged = (tmp_path / "run" / "logs").rglob("metrics.csv")
     assert any("train/d_loss" in p.read_text() for p in logged)  # the discriminator did train
-
-
-def test_an_interrupted_run_resumes_from_its_last_step(images, tmp_path, monkeypatch):
-    config = _config(tmp_path, loss={"perceptual_weight": 0.0, "disc_start": 3},
-                     train={"batch_size": 2, "sample_every": 100, "checkpoint_every": 100})  # fmt: skip
-    options = RunOptions(out=tmp_path / "run", max_steps=8, progress=False)
-    original_step = vq_training.VQGANModule.training_step
-    steps_run: list[int] = []
-
-    def interrupt_at_5(self, batch, batch_idx):
-        if int(self.step) == 5 and not steps_run.count(-1):
-            steps_run.append(-1)
-            raise KeyboardInterrupt
-        steps_run.append(int(self.step))
-        return original_step(self, batch, batch_idx)
-
-    monkeypatch.setattr(vq_training.VQGANModule, "training_step", interrupt_at_5)
-    try:
-        with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl-C
-            train_vq(config, images, options)
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after an interrupt
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
-    model_dir = train_vq(config, images, options)
-    assert steps_run == [0, 1, 2, 3, 4, -1, 5, 6, 7]  # no step redone, none skipped
-    assert json.loads((model_dir / "posedraw.json").read_text())["steps"] == 8
 
 
 def test_unreadable_images_are_skipped_and_listed(images, tmp_path):

@@ -18,13 +18,14 @@ from posedraw.data.building import ShardPlan, build_dataset
 from posedraw.data.latents import cache_dataset
 from posedraw.data.poses import sample_pose
 from posedraw.data.toy import ToyMaker
+from posedraw.devices import resolve_device
 from posedraw.eval.fidelity import FidelityReport, detect, fidelity, in_image_frame
 from posedraw.io import save_image_atomic
 from posedraw.models.vq import load_vq
 from posedraw.pipelines.generate import pose_sample_grid
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
+from posedraw.train.driver import RunOptions
 from posedraw.train.ldm import train_ldm
-from posedraw.train.trainer import RunOptions, resolve_device
 from posedraw.train.vq import train_vq
 
 

@@ -6,6 +6,8 @@ what was expected, so the CLI can print it as one line and exit with code 2.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class PosedrawError(Exception):
     """Base class for every error caused by user input (bad file, bad option, missing weights)."""
@@ -37,3 +39,19 @@ class CheckpointError(PosedrawError):
 
 class DataError(PosedrawError):
     """A dataset or image folder is missing or has no usable samples."""
+
+
+class TrainingInterrupted(Exception):
+    """The run stopped on a signal; `checkpoint` holds `step`. Raised on every rank."""
+
+    def __init__(self, step: int, signum: int, checkpoint: Path, rank: int, at_once: bool = False) -> None:
+        if at_once:
+            text = f"stopped at once; {checkpoint} holds step {step}; rerun the same command to continue from there"
+        else:
+            text = f"interrupted at step {step}, saved {checkpoint}; rerun the same command to continue"
+        super().__init__(text)
+        self.step, self.signum, self.checkpoint, self.rank = step, signum, checkpoint, rank
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -171,8 +171,8 @@ def cache_latents(
     Example: posedraw data cache-latents data/toy --model runs/vq-toy/model --out data/toy-latents
     """
     from posedraw.data.latents import cache_dataset
+    from posedraw.devices import resolve_device
     from posedraw.models.vq import load_vq
-    from posedraw.train.trainer import resolve_device
 
     index = cache_dataset(dataset, load_vq(model, resolve_device(device)), out, latents, codes, batch_size)
     typer.echo(f"wrote {out}: {len(index['shards'])} shards, latent {tuple(index['latent_shape'])}")

@@ -65,10 +65,10 @@ def generate(
 
     Example: posedraw generate --model models/keypoints-danbooru --pose pose.json --num 4 --grid --out out/
     """
+    from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
     from posedraw.pipelines.generate import Job, Outputs, SamplingOptions, load_pipeline, load_start_latents, run_jobs
     from posedraw.pose import read_pose
-    from posedraw.train.trainer import resolve_device
 
     if from_png is not None:
         from posedraw.pipelines.generate import read_png_metadata

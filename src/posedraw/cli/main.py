@@ -20,7 +20,7 @@ from posedraw.cli import pose as pose_cli
 from posedraw.cli import train as train_cli
 from posedraw.cli import tune as tune_cli
 from posedraw.cli import vq as vq_cli
-from posedraw.errors import PosedrawError
+from posedraw.errors import PosedrawError, TrainingInterrupted
 
 app = typer.Typer(
     name="posedraw",
@@ -50,6 +50,13 @@ def run(argv: Sequence[str] | None = None) -> None:
     except PosedrawError as exc:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}", markup=True)
         sys.exit(USAGE_ERROR)
+    except TrainingInterrupted as exc:
+        # saved: rank 0 says so and exits 128 + signal like a killed process; the other ranks stopped on
+        # purpose too, and exit 0 so that launchers do not take them for failed ranks
+        if exc.rank != 0:
+            sys.exit(0)
+        print(exc, file=sys.stderr)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")
         sys.exit(130)

@@ -20,7 +20,7 @@ def _options(
     out: Path, device: str, devices: int, num_nodes: int, precision: str | None, max_steps: int | None, restart: bool
 ):
     """The run options every training command shares (resume unless --restart)."""
-    from posedraw.train.trainer import RunOptions
+    from posedraw.train.driver import RunOptions
 
     return RunOptions(out, device, devices, num_nodes, precision, max_steps, resume=not restart)
 

@@ -51,9 +51,9 @@ def tune(
 
     Example: posedraw tune out/pose_seed0.latent.npy --model models/kp-f16 --prompt colorful --out tuned/
     """
+    from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
     from posedraw.models.vq import load_vq
-    from posedraw.train.trainer import resolve_device
     from posedraw.tuning.clip import TuneOptions
     from posedraw.tuning.files import load_tune_input, source_metadata, stem_of
     from posedraw.tuning.prompts import parse_prompt

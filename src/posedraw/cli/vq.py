@@ -29,10 +29,10 @@ def reconstruct(
 
     Example: posedraw vq reconstruct photo.png --model models/vq-f16 --out recon/ --save-codes
     """
+    from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
     from posedraw.models.vq import load_vq
     from posedraw.pipelines.reconstruct import lpips_if_available, reconstruct_images
-    from posedraw.train.trainer import resolve_device
 
     vq = load_vq(model, resolve_device(device))
     side = size or int(vq.config.sample_size)

@@ -136,8 +136,8 @@ def _rows(out: Path, shards: Sequence[int]) -> list[dict[str, Any]]:
 def _merge(out: Path, plan: ShardPlan, size: int, image_format: str, extra: dict | None) -> list[dict[str, Any]]:
     rows = _rows(out, range(plan.count))
     write_text_atomic(out / "manifest.jsonl", "".join(manifest_line(r) for r in rows))
-    used = sorted({r["shard"] for r in rows if r["shard"]})
-    write_dataset_index(
-        out, used, size, image_format, {"samples": sum(r["status"] == "kept" for r in rows), **(extra or {})}
-    )
+    per_shard = Counter(r["shard"] for r in rows if r["shard"] and r["status"] == "kept")
+    used = sorted(per_shard)
+    extra = {"samples": sum(per_shard.values()), "counts": [per_shard[s] for s in used], **(extra or {})}
+    write_dataset_index(out, used, size, image_format, extra)
     return rows

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
 
 from posedraw.errors import DataError
 
@@ -60,13 +59,28 @@ def to_image(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).cpu().numpy())
 
 
+@dataclass(frozen=True)
+class FolderImage:
+    """Decoder of image files: resized and cropped to `size`; with `augment`, a random crop and flip drawn
+    from the sample's own generator."""
+
+    size: int
+    augment: bool = True
+
+    def __call__(self, path: Path, rng: random.Random) -> torch.Tensor:
+        with Image.open(path) as image:
+            image = resize_and_crop(image, self.size, rng if self.augment else None)
+        if self.augment and rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor(image)
+
+
 @dataclass
-class ImageFolder(Dataset):
-    """Images of a folder, resized and cropped to `size`, optionally randomly cropped and flipped."""
+class ImageFolder:
+    """The readable images of a folder (recursive); unreadable files are listed in `skipped`."""
 
     root: Path
     size: int
-    augment: bool = True
     files: list[Path] = field(init=False)
     skipped: list[Path] = field(init=False)
 
@@ -82,14 +96,5 @@ class ImageFolder(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.load(index, self.augment)
-
-    def load(self, index: int, augment: bool) -> torch.Tensor:
-        """Image `index` as a tensor; `augment` picks a random crop and flip."""
-        # derived from the global state, which Lightning seeds per worker: runs are repeatable
-        rng = random.Random(random.getrandbits(64)) if augment else None
-        with Image.open(self.files[index]) as image:
-            image = resize_and_crop(image, self.size, rng)
-        if rng is not None and rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return to_tensor(image)
+        """Image `index`, centre-cropped (no augmentation)."""
+        return FolderImage(self.size, augment=False)(self.files[index], random.Random(0))

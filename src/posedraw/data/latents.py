@@ -14,7 +14,6 @@ import io
 import json
 import random
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 from rich.progress import Progress
-from torch.utils.data import IterableDataset, get_worker_info
 
 from posedraw.data.images import to_tensor
-from posedraw.data.loader import assign_shards, distributed_rank
-from posedraw.data.shards import FIXED_MTIME, decode_sample, read_raw_samples, shard_urls
+from posedraw.data.shards import FIXED_MTIME, count_samples, decode_sample, read_raw_samples, shard_urls
+from posedraw.data.stream import SampleStream, TarShards
 from posedraw.errors import DataError
 from posedraw.io import atomic_path, write_text_atomic
 from posedraw.models.vq import encode, quantize
@@ -95,6 +93,7 @@ def cache_dataset(
         "schema": LATENT_SCHEMA,
         "source": str(dataset),
         "shards": names,
+        "counts": [count_samples(str(out / n)) for n in names],
         "size": size,
         "latent_shape": list(encode(vq, torch.zeros(1, 3, size, size, device=next(vq.parameters()).device)).shape[1:]),
         "latents": latents,
@@ -140,39 +139,52 @@ def load_cache_index(cache: str | Path) -> dict[str, Any]:
     return index
 
 
-@dataclass
-class CachedLatents(IterableDataset):
-    """Training samples from a latent cache: a latent (or codes) with its pose, in a random orientation."""
+def cache_source(cache: str | Path, kind: str = "latent") -> TarShards:
+    """The shards of a latent cache that hold `kind` ("latent" or "codes"), with their sample counts."""
+    if kind not in ("latent", "codes"):
+        raise ValueError(f"kind: expected latent or codes, got {kind!r}")
+    index = load_cache_index(cache)
+    if not index.get("latents" if kind == "latent" else "codes"):
+        raise DataError(f"{cache}: the cache holds no {kind}s (rebuild with --{kind}s)")
+    urls = [str(Path(cache) / n) for n in index["shards"]]
+    counts = index.get("counts")
+    if not isinstance(counts, list) or len(counts) != len(urls):
+        counts = [count_samples(u) for u in urls]
+    return TarShards(urls, [int(c) for c in counts])
 
-    cache: str | Path
-    kind: str = "latent"  # "latent" or "codes"
+
+@dataclass(frozen=True)
+class CachedSample:
+    """Decoder of cache items: the latent (or codes) and pose of one orientation, flipped with probability
+    `flip` (both orientations are stored, so a flip is exact)."""
+
+    kind: str = "latent"
     flip: float = 0.5
-    seed: int = 0
-    epoch: int = 0
-    rank: int | None = None
-    ranks: int | None = None
 
-    def __post_init__(self) -> None:
-        super().__init__()
-        self.index = load_cache_index(self.cache)
-        if not self.index.get("latents" if self.kind == "latent" else "codes"):
-            raise DataError(f"{self.cache}: the cache holds no {self.kind}s (rebuild with --{self.kind}s)")
-        self.shards = [str(Path(self.cache) / n) for n in self.index["shards"]]
+    def __call__(self, raw: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+        flipped = rng.random() < self.flip
+        array = np.load(io.BytesIO(raw[f"{self.kind}.npy"]))[int(flipped)]
+        pose = parse_pose(json.loads(raw["pose_flip.json" if flipped else "pose.json"]), "posedraw")
+        value = torch.from_numpy(array.astype(np.float32 if self.kind == "latent" else np.int64))
+        return {"key": raw["__key__"], self.kind: value, "pose": pose, "flipped": flipped}
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, ranks = (self.rank, self.ranks) if self.rank is not None else distributed_rank()
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        order = list(self.shards)
-        random.Random(self.seed + self.epoch).shuffle(order)
-        rng = random.Random(f"{self.seed}/{self.epoch}/{rank}/{worker}")
-        for url in assign_shards(order, rank, ranks or 1, worker, workers):
-            for raw in read_raw_samples(url):
-                flipped = rng.random() < self.flip
-                array = np.load(io.BytesIO(raw[f"{self.kind}.npy"]))[int(flipped)]
-                pose = parse_pose(json.loads(raw["pose_flip.json" if flipped else "pose.json"]), "posedraw")
-                value = torch.from_numpy(array.astype(np.float32 if self.kind == "latent" else np.int64))
-                yield {"key": raw["__key__"], self.kind: value, "pose": pose, "flipped": flipped}
+
+def cache_stream(
+    cache: str | Path, kind: str = "latent", seed: int = 0, flip: float = 0.5, epochs: int | None = None
+) -> SampleStream:
+    """Training samples of a latent cache, reshuffled every epoch (endless unless `epochs`)."""
+    return SampleStream(cache_source(cache, kind), CachedSample(kind, flip), seed=seed, epochs=epochs)
+
+
+def read_cache(cache: str | Path, kind: str = "latent", limit: int | None = None) -> list[dict[str, Any]]:
+    """The first `limit` samples of a cache in stored order, unflipped (validation and held-out sets)."""
+    source, decode, samples = cache_source(cache, kind), CachedSample(kind, flip=0.0), []
+    for shard in range(len(source.counts)):
+        for raw in source.read(shard):
+            if limit is not None and len(samples) >= limit:
+                return samples
+            samples.append(decode(raw, random.Random(0)))
+    return samples
 
 
 def collate_cached(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -184,4 +196,4 @@ def collate_cached(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["CachedLatents", "cache_dataset", "collate_cached"]
+__all__ = ["CachedSample", "cache_dataset", "cache_source", "cache_stream", "collate_cached", "read_cache"]

@@ -101,7 +101,31 @@ def write_dataset_index(root: Path, shards: list[str], size: int, image_format: 
 
 def shard_urls(dataset: str | Path) -> list[str]:
     """The shard URLs of a dataset folder (local or fsspec URL) from its dataset.json."""
+    return [url for url, _ in dataset_shards(dataset)]
+
+
+def dataset_shards(dataset: str | Path) -> list[tuple[str, int]]:
+    """(shard URL, sample count) of every shard of a dataset folder; counts come from dataset.json, or are
+    counted once in the shards of datasets built before the index recorded them."""
     base = str(dataset).rstrip("/")
+    info = _read_index(dataset, base)
+    urls = [f"{base}/{name}" for name in info["shards"]]
+    counts = info.get("counts")
+    if not isinstance(counts, list) or len(counts) != len(urls):
+        counts = [count_samples(url) for url in urls]
+    return list(zip(urls, (int(c) for c in counts)))
+
+
+def count_samples(url: str) -> int:
+    """Samples in one shard (distinct member keys), read from the tar headers."""
+    stream = _open(url)
+    try:
+        return sum(1 for _ in group_by_keys({**f, "__url__": url} for f in tar_file_iterator(stream)))
+    finally:
+        stream.close()
+
+
+def _read_index(dataset: str | Path, base: str) -> dict[str, Any]:
     try:
         with fsspec.open(f"{base}/dataset.json", "rt") as handle:
             info = json.load(handle)
@@ -111,7 +135,7 @@ def shard_urls(dataset: str | Path) -> list[str]:
         raise DataError(f"{dataset}/dataset.json: unreadable ({exc.__class__.__name__})") from None
     if info.get("schema") != SCHEMA:
         raise DataError(f"{dataset}/dataset.json: expected schema {SCHEMA!r}, got {info.get('schema')!r}")
-    return [f"{base}/{name}" for name in info["shards"]]
+    return info
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """PatchGAN discriminator: a stack of strided 4x4 convolutions that scores overlapping image patches.
 
 As in pix2pix and the original VQGAN: `layers` stride-2 stages that double the width (batch-normed after
-the first), one stride-1 stage, and a 1-channel output map of patch logits.
+the first), one stride-1 stage, and a 1-channel output map of patch logits. Batch norm uses the batch's
+statistics in training, as the original's does; it keeps no running averages (see `_stage`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from torch import nn
 def _stage(cin: int, cout: int, stride: int, norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, stride, 1, bias=not norm)]
     if norm:
-        layers.append(nn.BatchNorm2d(cout))
+        # batch statistics only: the discriminator never runs in eval mode, so running averages would be
+        # dead state, and state that differs between DDP ranks (each sees its own batches)
+        layers.append(nn.BatchNorm2d(cout, track_running_stats=False))
     layers.append(nn.LeakyReLU(0.2, inplace=True))
     return layers
 

@@ -8,6 +8,9 @@ a local file instead.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -61,7 +64,8 @@ def load_clip(spec: ClipSpec, device: str | torch.device = "cpu") -> Clip:
     pretrained = spec.weights or (None if spec.model == TINY else spec.pretrained)
     try:
         torch.manual_seed(0)  # the tiny model's random weights are the same on every run
-        model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=pretrained)
+        with _quiet_root_logger(pretrained is None):  # "no pretrained weights loaded": asked for
+            model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=pretrained)
     except (RuntimeError, OSError, ValueError) as exc:
         raise CheckpointError(
             f"CLIP {spec.model} ({pretrained}): weights could not be loaded ({exc.__class__.__name__}); "
@@ -72,6 +76,20 @@ def load_clip(spec: ClipSpec, device: str | torch.device = "cpu") -> Clip:
     for p in clip.parameters():
         p.requires_grad_(False)
     return clip.to(device)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger(quiet: bool) -> Iterator[None]:
+    """open_clip warns on the root logger when a model gets random weights; for the tiny test model and
+    `pretrained=None` that is what was asked for."""
+    root = logging.getLogger()
+    level = root.level
+    if quiet:
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 @lru_cache(maxsize=2)

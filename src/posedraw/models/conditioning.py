@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -141,6 +142,11 @@ class PlacedPoseEncoder(PoseEncoder):
     null pose (classifier-free guidance): a learned token sequence and all-zero maps.
     """
 
+    # folders saved by earlier versions hold the parameters of every mode; the unused ones are dropped quietly
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [
+        r"^constant_context$", r"^null_context$", r"^joint$", r"^state\.", r"^position\."
+    ]  # fmt: skip
+
     @register_to_config
     def __init__(
         self,
@@ -158,12 +164,17 @@ class PlacedPoseEncoder(PoseEncoder):
         if map_kind not in ("heatmaps", "skeleton"):
             raise ValueError(f"map_kind: expected heatmaps or skeleton, got {map_kind!r}")
         self.uses_tokens, self.uses_maps = "tokens" in mode, "maps" in mode
-        self.joint = torch.nn.Parameter(torch.randn(NUM_JOINTS, dim) * 0.02)
-        self.state = torch.nn.Embedding(3, dim)
-        self.position = torch.nn.Sequential(torch.nn.Linear(4 * bands, dim), torch.nn.SiLU(), torch.nn.Linear(dim, dim))
-        tokens = NUM_JOINTS if self.uses_tokens else 1
-        self.null_context = torch.nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        self.constant_context = torch.nn.Parameter(torch.randn(1, 1, dim) * 0.02)  # for maps-only models
+        # only the parameters this mode uses exist: under DDP every parameter must get a gradient each step
+        if self.uses_tokens:
+            self.joint = torch.nn.Parameter(torch.randn(NUM_JOINTS, dim) * 0.02)
+            self.state = torch.nn.Embedding(3, dim)
+            self.position = torch.nn.Sequential(
+                torch.nn.Linear(4 * bands, dim), torch.nn.SiLU(), torch.nn.Linear(dim, dim)
+            )
+            if null_pose:
+                self.null_context = torch.nn.Parameter(torch.randn(1, NUM_JOINTS, dim) * 0.02)
+        else:  # maps only: cross-attention gets one constant token, which is also the null pose's
+            self.constant_context = torch.nn.Parameter(torch.randn(1, 1, dim) * 0.02)
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -183,7 +194,7 @@ class PlacedPoseEncoder(PoseEncoder):
     def forward(
         self, xy: torch.Tensor, state: torch.Tensor, latent_size: tuple[int, int] | None = None
     ) -> PoseConditioning:
-        device = self.joint.device
+        device = self.device
         xy, state = xy.to(device, torch.float32), state.to(device)
         batch = xy.shape[0]
         if self.uses_tokens:
@@ -208,5 +219,5 @@ class PlacedPoseEncoder(PoseEncoder):
         )
         maps = None
         if self.uses_maps:
-            maps = torch.zeros(batch, self.map_channels, *latent_size, device=self.joint.device)
+            maps = torch.zeros(batch, self.map_channels, *latent_size, device=self.device)
         return PoseConditioning(context=context, maps=maps)

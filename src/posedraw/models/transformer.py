@@ -28,6 +28,7 @@ import torch
 from rich.progress import track
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from posedraw.devices import inference_autocast
 from posedraw.errors import ConfigError, PosedrawError
 from posedraw.models.conditioning import square_normalized
 from posedraw.models.decoding import IncrementalGPT2
@@ -159,7 +160,7 @@ class CodeSampler:
         sequence = step_input = prefix.to(device)
         codes = []
         steps = track(range(self.config.grid**2), "sampling codes", disable=not progress, transient=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with inference_autocast(device):
             for _ in steps:
                 logits = decoder.logits(step_input) if decoder is not None else self._recomputed(sequence)
                 drawn = self._draw(logits, sampling, generators).to(device)

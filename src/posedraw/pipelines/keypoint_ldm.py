@@ -17,6 +17,7 @@ import torch
 from diffusers import DiffusionPipeline, UNet2DConditionModel, VQModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+from posedraw.devices import inference_autocast
 from posedraw.errors import PosedrawError
 from posedraw.models.conditioning import PoseConditioning, PoseEncoder
 from posedraw.models.vq import decode
@@ -74,7 +75,7 @@ class KeypointLDMPipeline(DiffusionPipeline):
         if guided:  # one batch: [null pose | pose], conditioning already stacked that way
             x = torch.cat([x, x])
         unet_input = x if cond.maps is None else torch.cat([x, cond.maps.to(x.dtype)], dim=1)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with inference_autocast(self.device):
             output = self.unet(unet_input, t, encoder_hidden_states=cond.context).sample.float()
         if guided:
             unconditional, conditional = output.chunk(2)

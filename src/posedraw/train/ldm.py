@@ -2,8 +2,8 @@
 
 The module holds the UNet and the pose encoder; the data are cached VQ latents with their poses (the VQ
 encoder never runs per step). Options: eps or v prediction, the original (scaled-linear) or a cosine
-schedule, min-SNR loss weighting, pose dropout for classifier-free guidance, EMA weights (diffusers'
-EMAModel), AdamW (fused on GPU), gradient checkpointing. Exports a pipeline folder with the EMA weights.
+schedule, min-SNR loss weighting, pose dropout for classifier-free guidance, EMA weights (`train.ema`), AdamW
+(fused on GPU), gradient checkpointing. Exports a pipeline folder with the EMA weights.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
-from diffusers.training_utils import EMAModel
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader
 
-from posedraw.config import dump_yaml, load_config, to_dict
-from posedraw.data.latents import CachedLatents, collate_cached
-from posedraw.io import atomic_dir, save_image_atomic, write_text_atomic
+from posedraw.config import load_config, to_dict
+from posedraw.data.latents import cache_stream, collate_cached, read_cache
+from posedraw.devices import optimizer_options
+from posedraw.io import atomic_dir, save_image_atomic
 from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, PoseConditioning, PoseEncoder
 from posedraw.models.unet import UNetConfig, build_unet
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
-from posedraw.train.trainer import PoseBatchTransfer, RunOptions, make_trainer, resume_path
+from posedraw.train.driver import PoseBatchTransfer, RunOptions, Stage, run_stage
+from posedraw.train.ema import averaged_copy, update_ema
 
 
 @dataclass(frozen=True)
@@ -128,24 +128,30 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         unet_config = config.unet if config.pose.mode != "legacy" else replace(config.unet, context_dim=17)
         self.unet = build_unet(unet_config, self.pose_encoder.map_channels)
         self.schedule = noise_schedule(config.diffusion)
-        self.ema = EMAModel(list(self.trainable()), decay=config.train.ema_decay)
+        self.ema = averaged_copy(self.networks(), config.train.ema_decay)
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """The trained networks by name (the EMA holds a copy of each)."""
+        return {"unet": self.unet, "pose_encoder": self.pose_encoder}
 
     def trainable(self):
         yield from self.unet.parameters()
         yield from self.pose_encoder.parameters()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        fused = {"fused": True} if torch.cuda.is_available() else {}
+        train = self.config.train
         return torch.optim.AdamW(
-            self.trainable(), lr=self.config.train.learning_rate, weight_decay=self.config.train.weight_decay, **fused
+            self.trainable(), lr=train.learning_rate, weight_decay=train.weight_decay, **optimizer_options(self.device)
         )
 
     def conditioning(self, poses: list[Pose], drop: torch.Tensor | None = None) -> PoseConditioning:
         prepared = {k: v.to(self.device) for k, v in self.pose_encoder.prepare(poses).items()}
         size = (self.config.unet.sample_size, self.config.unet.sample_size)
         cond = self.pose_encoder(**prepared, latent_size=size)
-        if drop is None or not drop.any():
+        if drop is None:
             return cond
+        # the null pose takes part in every batch (a sample without dropout keeps its pose), so its
+        # parameters always get a gradient, as DDP requires
         null = self.pose_encoder.null(len(poses), size)
         keep = ~drop
         context = torch.where(keep[:, None, None], cond.context, null.context)
@@ -158,7 +164,9 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         noise = torch.randn_like(latents)
         t = torch.randint(0, config.timesteps, (latents.shape[0],), device=self.device)
         noisy = self.schedule.add_noise(latents, noise, t)
-        drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
+        drop = None
+        if self.pose_encoder.has_null:
+            drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
         cond = self.conditioning(poses, drop)
         x = noisy if cond.maps is None else torch.cat([noisy, cond.maps], dim=1)
         output = self.unet(x, t, encoder_hidden_states=cond.context).sample
@@ -175,30 +183,25 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         self.log("loss", loss, prog_bar=True)
         return loss
 
-    def on_train_batch_end(self, *args: Any) -> None:
-        self.ema.step(list(self.trainable()))
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ema"] = self.ema.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.ema.load_state_dict(checkpoint["ema"])
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The EMA moves right after the weights, inside the step: checkpoints written at the step's end
+        (by the driver's callbacks, which run before the module's own batch-end hook) hold both."""
+        super().optimizer_step(*args, **kwargs)
+        update_ema(self.ema, self.networks())
 
     def ema_copies(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """Copies of the UNet and pose encoder carrying the EMA weights."""
-        unet, encoder = copy.deepcopy(self.unet), copy.deepcopy(self.pose_encoder)
-        params = list(unet.parameters()) + list(encoder.parameters())
-        self.ema.copy_to(params)
-        return unet.eval(), encoder.eval()
+        averaged = self.ema.module
+        return copy.deepcopy(averaged["unet"]).eval(), copy.deepcopy(averaged["pose_encoder"]).eval()
 
 
-def build_pipeline(module: LatentDiffusionModule, vq_dir: Path, ema: bool = True):
+def build_pipeline(module: LatentDiffusionModule, vq: torch.nn.Module, ema: bool = True):
+    """A sampling pipeline of the module's networks (copies, EMA weights by default) with `vq`."""
     from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 
     unet, encoder = (
         module.ema_copies() if ema else (copy.deepcopy(module.unet).eval(), copy.deepcopy(module.pose_encoder).eval())
     )
-    vq = load_vq(vq_dir)
     vq.register_to_config(scaling_factor=module.config.diffusion.scale_factor)
     pipeline = KeypointLDMPipeline(
         unet=unet.float(), vq=vq, scheduler=sampling_scheduler(module.config.diffusion), pose_encoder=encoder.float()
@@ -210,8 +213,8 @@ def build_pipeline(module: LatentDiffusionModule, vq_dir: Path, ema: bool = True
 class SampleGrid(Callback):
     """Every `every` steps: conditioning pose | EMA sample for fixed validation poses, as one PNG."""
 
-    def __init__(self, poses: list[Pose], vq_dir: Path, folder: Path, every: int, steps: int) -> None:
-        self.poses, self.vq_dir, self.folder, self.every, self.steps = poses, vq_dir, folder, every, steps
+    def __init__(self, poses: list[Pose], vq: torch.nn.Module, folder: Path, every: int, steps: int) -> None:
+        self.poses, self.vq, self.folder, self.every, self.steps = poses, vq, folder, every, steps
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
         if trainer.is_global_zero and trainer.global_step % self.every == 0:
@@ -220,7 +223,7 @@ class SampleGrid(Callback):
     def write(self, module: LatentDiffusionModule, step: int) -> Path:
         from posedraw.pipelines.generate import pose_sample_grid
 
-        pipeline = build_pipeline(module, self.vq_dir).to(module.device)
+        pipeline = build_pipeline(module, self.vq).to(module.device)
         images = pipeline(self.poses, seeds=list(range(len(self.poses))), steps=self.steps).images
         path = self.folder / f"samples_{step:07d}.png"
         save_image_atomic(pose_sample_grid(self.poses, images), path)
@@ -230,8 +233,7 @@ class SampleGrid(Callback):
 def measured_scale(latents: Path, samples: int = 512) -> float:
     """1 / std of the first cached latents: diffusion then sees unit-variance latents (latent-diffusion's
     scale_by_std). The same samples every time, so a resumed run measures the same value."""
-    dataset = CachedLatents(latents, "latent", flip=0.0, rank=0, ranks=1)
-    values = torch.stack([s["latent"] for _, s in zip(range(samples), dataset)])
+    values = torch.stack([s["latent"] for s in read_cache(latents, "latent", limit=samples)])
     return float(1.0 / values.std().clamp_min(1e-6))
 
 
@@ -241,36 +243,37 @@ def with_measured_scale(config: LDMRunConfig, latents: Path) -> LDMRunConfig:
     return replace(config, diffusion=replace(config.diffusion, scale_factor=round(measured_scale(latents), 5)))
 
 
+def ldm_stage(config_path: Path, latents: Path, vq_dir: Path, out: Path, validation: list[Pose] | None = None) -> Stage:
+    """The diffusion stage: cached latents in, a pipeline folder (EMA weights) out."""
+    config = with_measured_scale(load_config(LDMRunConfig, config_path), latents)
+    train = config.train
+    stream = cache_stream(latents, "latent", seed=train.seed)
+    if validation is None:
+        validation = [s["pose"] for s in read_cache(latents, "latent", limit=4)]
+    vq = load_vq(vq_dir)  # checked before training, not after
+    grid = SampleGrid(validation, vq, out / "samples", train.sample_every, train.sample_steps)
+    torch.manual_seed(train.seed)
+    module = LatentDiffusionModule(config)
+
+    def export(module: LatentDiffusionModule, steps: int) -> Path:
+        model_dir = out / "model"
+        pipeline = build_pipeline(module, vq.cpu())
+        with atomic_dir(model_dir) as tmp:
+            pipeline.save_pretrained(tmp, safe_serialization=True)
+            info = {"kind": "ldm", "steps": steps, "config": to_dict(config)}
+            (tmp / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
+        grid.write(module, steps)
+        return model_dir
+
+    return Stage(
+        name="ldm", config=config, module=module, stream=stream, collate=collate_cached, batch_size=train.batch_size,
+        num_workers=train.num_workers, max_steps=train.max_steps, checkpoint_every=train.checkpoint_every,
+        seed=train.seed, export=export, callbacks=[grid],
+    )  # fmt: skip
+
+
 def train_ldm(
     config_path: Path, latents: Path, vq_dir: Path, options: RunOptions, validation: list[Pose] | None = None
 ) -> Path | None:
     """Train (or resume) a diffusion model on a latent cache; export `<out>/model` (a pipeline folder)."""
-    config = with_measured_scale(load_config(LDMRunConfig, config_path), latents)
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
-    options.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(options.out / "config.yaml", dump_yaml(config))
-    dataset = CachedLatents(latents, "latent", seed=config.train.seed)
-    loader = DataLoader(
-        dataset,
-        batch_size=config.train.batch_size,
-        num_workers=config.train.num_workers,
-        collate_fn=collate_cached,
-        drop_last=True,
-        persistent_workers=config.train.num_workers > 0,
-    )
-    if validation is None:
-        validation = [s["pose"] for _, s in zip(range(4), CachedLatents(latents, "latent", flip=0.0, rank=0, ranks=1))]
-    grid = SampleGrid(validation, vq_dir, options.out / "samples", config.train.sample_every, config.train.sample_steps)
-    trainer = make_trainer(options, config.train.max_steps, config.train.checkpoint_every, [grid])
-    module = LatentDiffusionModule(config)
-    trainer.fit(module, loader, ckpt_path=resume_path(options))
-    if not trainer.is_global_zero:
-        return None
-    model_dir = options.out / "model"
-    pipeline = build_pipeline(module, vq_dir)
-    with atomic_dir(model_dir) as tmp:
-        pipeline.save_pretrained(tmp, safe_serialization=True)
-        info = {"kind": "ldm", "steps": trainer.global_step, "config": to_dict(config)}
-        (tmp / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
-    grid.write(module, trainer.global_step)
-    return model_dir
+    return run_stage(ldm_stage(config_path, latents, vq_dir, options.out, validation), options)

@@ -17,16 +17,16 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from posedraw.config import dump_yaml, load_config, to_dict
-from posedraw.data.latents import CachedLatents, collate_cached, load_cache_index
+from posedraw.config import load_config, to_dict
+from posedraw.data.latents import cache_stream, collate_cached, load_cache_index
+from posedraw.devices import optimizer_options
 from posedraw.errors import ConfigError
-from posedraw.io import atomic_dir, write_text_atomic
+from posedraw.io import atomic_dir
 from posedraw.models.transformer import TransformerConfig, build_transformer, null_tokens, pose_tokens
 from posedraw.models.vq import load_vq
 from posedraw.pose import NUM_JOINTS, Pose
-from posedraw.train.trainer import PoseBatchTransfer, RunOptions, make_trainer, resume_path
+from posedraw.train.driver import PoseBatchTransfer, RunOptions, Stage, run_stage
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,11 @@ class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
 
     def configure_optimizers(self):
         train = self.config.train
-        fused = {"fused": True} if torch.cuda.is_available() else {}
         optimizer = torch.optim.AdamW(
-            decay_groups(self.model, train.weight_decay), lr=train.learning_rate, betas=(0.9, 0.95), **fused
+            decay_groups(self.model, train.weight_decay),
+            lr=train.learning_rate,
+            betas=(0.9, 0.95),
+            **optimizer_options(self.device),
         )
         warmup = max(1, train.warmup_steps)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
@@ -133,31 +135,27 @@ def export_transformer(module: CodeTransformerModule, vq, folder: Path, steps: i
     return folder
 
 
-def train_transformer(config_path: Path, codes: Path, vq_dir: Path, options: RunOptions) -> Path | None:
-    """Train (or resume) a code transformer on a code cache; export `<out>/model`."""
+def transformer_stage(config_path: Path, codes: Path, vq_dir: Path, out: Path) -> Stage:
+    """The code transformer stage: cached codes in, a model folder out."""
     config = fit_to_cache(load_config(TransformerRunConfig, config_path), codes)
     vq = load_vq(vq_dir)
     if vq.config.num_vq_embeddings != config.model.num_codes:
         raise ConfigError(
             f"{vq_dir}: the VQ has {vq.config.num_vq_embeddings} codes, the cache {config.model.num_codes}"
         )
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
-    options.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(options.out / "config.yaml", dump_yaml(config))
-    loader = DataLoader(
-        CachedLatents(codes, "codes", seed=config.train.seed),
-        batch_size=config.train.batch_size,
-        num_workers=config.train.num_workers,
-        collate_fn=collate_cached,
-        drop_last=True,
-        persistent_workers=config.train.num_workers > 0,
-    )
-    trainer = make_trainer(options, config.train.max_steps, config.train.checkpoint_every, [])
-    module = CodeTransformerModule(config)
-    trainer.fit(module, loader, ckpt_path=resume_path(options))
-    if not trainer.is_global_zero:
-        return None
-    return export_transformer(module, vq, options.out / "model", trainer.global_step)
+    train = config.train
+    torch.manual_seed(train.seed)
+    return Stage(
+        name="transformer", config=config, module=CodeTransformerModule(config),
+        stream=cache_stream(codes, "codes", seed=train.seed), collate=collate_cached, batch_size=train.batch_size,
+        num_workers=train.num_workers, max_steps=train.max_steps, checkpoint_every=train.checkpoint_every,
+        seed=train.seed, export=lambda module, steps: export_transformer(module, vq, out / "model", steps),
+    )  # fmt: skip
 
 
-__all__ = ["CodeTransformerModule", "TransformerRunConfig", "held_out_loss", "train_transformer"]
+def train_transformer(config_path: Path, codes: Path, vq_dir: Path, options: RunOptions) -> Path | None:
+    """Train (or resume) a code transformer on a code cache; export `<out>/model`."""
+    return run_stage(transformer_stage(config_path, codes, vq_dir, options.out), options)
+
+
+__all__ = ["CodeTransformerModule", "TransformerRunConfig", "held_out_loss", "train_transformer", "transformer_stage"]

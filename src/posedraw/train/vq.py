@@ -6,6 +6,7 @@ the reconstruction once, and the discriminator step reuses it detached; the resu
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,16 +14,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from PIL import Image
-from torch.utils.data import DataLoader
 
-from posedraw.config import dump_yaml, load_config, to_dict
+from posedraw.config import load_config, to_dict
 from posedraw.data.augment import Augmentation
-from posedraw.data.images import ImageFolder, to_image
-from posedraw.data.loader import PoseImageDataset
+from posedraw.data.images import FolderImage, ImageFolder, to_image
+from posedraw.data.loader import ImagePoseSample, dataset_source
+from posedraw.data.stream import ImageFiles, SampleStream
+from posedraw.devices import optimizer_options
 from posedraw.io import save_image_atomic, write_text_atomic
 from posedraw.losses.vqgan import VQGANLoss, VQLossConfig
 from posedraw.models.vq import VQConfig, build_vq, save_vq
-from posedraw.train.trainer import RunOptions, make_trainer, resume_path
+from posedraw.train.driver import RunOptions, Stage, run_stage
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,9 @@ class VQGANModule(L.LightningModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr, betas = self.config.train.learning_rate, tuple(self.config.train.betas)
-        fused = {"fused": True} if torch.cuda.is_available() else {}
-        generator = torch.optim.Adam(self.vq.parameters(), lr=lr, betas=betas, **fused)  # type: ignore[arg-type]
-        discriminator = torch.optim.Adam(self.loss.discriminator.parameters(), lr=lr, betas=betas, **fused)  # type: ignore[arg-type]
+        fused = optimizer_options(self.device)
+        generator = torch.optim.Adam(self.vq.parameters(), lr=lr, betas=betas, **fused)
+        discriminator = torch.optim.Adam(self.loss.discriminator.parameters(), lr=lr, betas=betas, **fused)
         return [generator, discriminator]
 
     def training_step(self, images: torch.Tensor, batch_idx: int) -> None:
@@ -116,63 +118,55 @@ def image_grid(rows: list[list[torch.Tensor]]) -> Image.Image:
     return grid
 
 
+def vq_stage(config_path: Path, data: Path, out: Path) -> Stage:
+    """The VQGAN stage: images from a posedraw dataset (augmented with their poses) or an image folder."""
+    config = load_config(VQRunConfig, config_path)
+    train = config.train
+    stream, fixed = _images(data, config, out)
+    torch.manual_seed(train.seed)
+    module = VQGANModule(config)
+    grid = ReconstructionGrid(fixed, out / "samples", train.sample_every)
+
+    def export(module: VQGANModule, steps: int) -> Path:
+        model_dir = out / "model"
+        save_vq(module.vq, model_dir, {"config": to_dict(config), "steps": steps})
+        grid.write(module, steps)
+        return model_dir
+
+    return Stage(
+        name="vq", config=config, module=module, stream=stream, collate=torch.stack, batch_size=train.batch_size,
+        num_workers=train.num_workers, max_steps=train.max_steps, checkpoint_every=train.checkpoint_every,
+        seed=train.seed, export=export, callbacks=[grid], unused_parameters=True,
+    )  # fmt: skip
+
+
 def train_vq(config_path: Path, data: Path, options: RunOptions) -> Path | None:
     """Train (or resume) a VQGAN; returns the exported model folder `<out>/model` (None on other DDP ranks)."""
-    config = load_config(VQRunConfig, config_path)
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
-    options.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(options.out / "config.yaml", dump_yaml(config))
-    loader, fixed = _images(data, config, options.out)
-    grid = ReconstructionGrid(fixed, options.out / "samples", config.train.sample_every)
-    trainer = make_trainer(
-        options, config.train.max_steps, config.train.checkpoint_every, [grid], unused_parameters=True
-    )
-    module = VQGANModule(config)
-    trainer.fit(module, loader, ckpt_path=resume_path(options))
-    if not trainer.is_global_zero:
-        return None
-    model_dir = options.out / "model"
-    save_vq(module.vq, model_dir, {"config": to_dict(config), "steps": int(module.step)})
-    grid.write(module, int(module.step))
-    return model_dir
+    return run_stage(vq_stage(config_path, data, options.out), options)
 
 
-class _ImagesOnly(torch.utils.data.IterableDataset):
-    """The images of a posedraw dataset (shards), augmented, for first-stage training."""
-
-    def __init__(self, dataset: PoseImageDataset) -> None:
-        super().__init__()
-        self.dataset = dataset
-
-    def __iter__(self):
-        epoch = 0
-        while True:  # endless: the step count ends training
-            self.dataset.epoch = epoch
-            for sample in self.dataset:
-                yield sample["image"]
-            epoch += 1
-
-
-def _images(data: Path, config: VQRunConfig, out: Path) -> tuple[DataLoader, torch.Tensor]:
-    """A loader over an image folder or a posedraw dataset, and 8 fixed images for reconstruction grids."""
-    size, train = config.model.resolution, config.train
+def _images(data: Path, config: VQRunConfig, out: Path) -> tuple[SampleStream, torch.Tensor]:
+    """The training images of a posedraw dataset or an image folder, and 8 fixed ones for the grids."""
+    size, seed = config.model.resolution, config.train.seed
     if (data / "dataset.json").is_file():
-        plain = PoseImageDataset(data, size, augmentation=None, rank=0, ranks=1, shuffle_buffer=1)
+        source = dataset_source(data)
+        plain = SampleStream(source, ImagePoseSample(size), epochs=1, shuffle_buffer=1)
         fixed = torch.stack([s["image"] for _, s in zip(range(8), plain)])
-        augmented = PoseImageDataset(data, size, augmentation=Augmentation(min_scale=0.85), seed=train.seed)
-        loader = DataLoader(_ImagesOnly(augmented), batch_size=train.batch_size, num_workers=train.num_workers)
-        return loader, fixed
-    dataset = ImageFolder(data, size, augment=True)
-    _report_skipped(dataset, out)
-    loader = DataLoader(
-        dataset,
-        batch_size=min(train.batch_size, len(dataset)),
-        shuffle=True,
-        drop_last=True,
-        num_workers=train.num_workers,
-        persistent_workers=train.num_workers > 0,
-    )
-    return loader, torch.stack([dataset.load(i, augment=False) for i in range(min(8, len(dataset)))])
+        return SampleStream(source, _ImageOnly(ImagePoseSample(size, Augmentation(min_scale=0.85))), seed=seed), fixed
+    folder = ImageFolder(data, size)
+    _report_skipped(folder, out)
+    fixed = torch.stack([folder[i] for i in range(min(8, len(folder)))])
+    return SampleStream(ImageFiles(folder.files), FolderImage(size), seed=seed), fixed
+
+
+@dataclass(frozen=True)
+class _ImageOnly:
+    """The image of a dataset sample: first-stage training ignores the pose (but augments with it)."""
+
+    decode: ImagePoseSample
+
+    def __call__(self, raw: dict, rng: random.Random) -> torch.Tensor:
+        return self.decode(raw, rng)["image"]
 
 
 def _report_skipped(dataset: ImageFolder, out: Path) -> None:

@@ -17,6 +17,7 @@ import torch
 from diffusers import VQModel
 from rich.progress import Progress
 
+from posedraw.devices import inference_autocast
 from posedraw.errors import PosedrawError
 from posedraw.models.clip import Clip
 from posedraw.models.vq import codebook_range, decode, quantize
@@ -93,7 +94,6 @@ def tune(
     weights = weights.to(device, torch.float32)
     embeddings = prompt_embeddings.to(device, torch.float32)
     cutouts = Cutouts(options.cutouts, clip.image_size)
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with torch.no_grad():
         initial = decode(vq, z0).float()
     keep = structure_distance(options.structure, initial)
@@ -107,7 +107,7 @@ def tune(
         torch.manual_seed(options.seed)
         task = bar.add_task("tuning", total=options.steps)
         for step in range(options.steps):
-            with torch.autocast(**autocast):
+            with inference_autocast(device):
                 images = decode(vq, z).float()
                 clip_loss = _prompt_loss(clip, cutouts(images), embeddings, weights, z.shape[0])
             anchor = options.anchor * (1 - step / options.steps) * (z - z0).pow(2).flatten(1).mean(1)

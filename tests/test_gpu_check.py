@@ -1,0 +1,28 @@
+"""bench/gpu_check.py at toy sizes on the CPU: the same code the GPU check runs, every check passing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_runs_every_check_at_toy_sizes_on_the_cpu(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--device", "cpu", "--tiny", "--json",
+         str(tmp_path / "check.json")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == json.loads((tmp_path / "check.json").read_text())
+    checks = report["checks"]
+    assert report["passed"] and all(c["pass"] for c in checks.values())
+    assert set(checks) == {"data", "train_vq", "cache_latents", "cache_codes", "train_ldm", "train_transformer",
+                           "draw", "sample_transformer", "tune"}  # fmt: skip
+    for stage in ("train_vq", "train_ldm", "train_transformer"):
+        assert checks[stage]["steps"] == 4 and checks[stage]["resumed_at"] == 2 and checks[stage]["steps_per_s"] > 0
+    assert checks["draw"]["images_per_s"] > 0 and checks["sample_transformer"]["codes_per_s"] > 0

@@ -1,0 +1,127 @@
+"""Data-parallel training through the installed `posedraw` command, 2 CPU processes (gloo) standing in for 2
+GPUs, as a cluster job runs it: the ranks train, stop and resume together, end together when one fails,
+and the exported models draw."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+
+from posedraw.data.order import reader_plan
+from posedraw.pipelines.code_transformer import load_code_pipeline
+from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
+from posedraw.pose import read_pose
+
+from .tiny_world import TINY_LDM, TINY_TRANSFORMER, build_world, write_config
+
+REPO = Path(__file__).resolve().parents[1]
+POSEDRAW = str(Path(sys.executable).parent / "posedraw")
+POSE = REPO / "examples" / "poses" / "standing.json"
+
+
+def _train(stage: str, config: Path, data: Path, vq: Path, out: Path, *more: str) -> list[str]:
+    data_flag = "--latents" if stage == "ldm" else "--codes"
+    return [POSEDRAW, "train", stage, "--config", str(config), data_flag, str(data), "--vq", str(vq),
+            "--out", str(out), "--device", "cpu", "--devices", "2", *more]  # fmt: skip
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line contains `text` (ranks left behind)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def _ranks_agree(out: Path) -> list[str]:
+    record = json.loads((out / "run.json").read_text())
+    assert record["world_size"] == 2
+    return record["rank_weights_sha256"]
+
+
+def test_ldm_on_two_processes_stops_together_on_sigterm_resumes_and_draws(world, tmp_path):
+    config = write_config(tmp_path, "ldm", {**TINY_LDM, "train": {**TINY_LDM["train"], "checkpoint_every": 2}})
+    out = tmp_path / "run"
+    command = _train("ldm", config, world / "cache", world / "vq", out, "--max-steps", "500")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # to rank 0 only: the other rank must stop after the same step
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    stopped = re.search(r"interrupted at step (\d+), saved .*last\.ckpt; rerun the same command to continue", err)
+    assert stopped, err[-2000:]
+    step = int(stopped[1])
+    time.sleep(1)
+    assert not _processes_mentioning(str(out))
+    resumed = subprocess.run([*command[:-2], "--max-steps", str(step + 2)], capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from step {step} of {step + 2}" in resumed.stderr
+    assert resumed.stdout.count("pipeline saved to") == 1  # rank 0 exports and reports
+    digests = _ranks_agree(out)
+    assert digests[0] == digests[1]
+    pipeline = KeypointLDMPipeline.from_pretrained(out / "model")
+    images = pipeline([read_pose(POSE)], seeds=[0], steps=2).images
+    assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def test_transformer_on_two_processes_from_a_one_shard_cache(tmp_path):
+    root = build_world(tmp_path / "one-shard", per_shard=24)  # one shard for two ranks: split by sample
+    config = write_config(tmp_path, "tf", TINY_TRANSFORMER)
+    out = tmp_path / "run"
+    result = subprocess.run(_train("transformer", config, root / "cache", root / "vq", out, "--max-steps", "4"),
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("model saved to") == 1
+    assert "step 4/4 (100%)" in result.stderr  # progress lines when not on a terminal
+    digests = _ranks_agree(out)
+    assert digests[0] == digests[1]
+    pipeline = load_code_pipeline(out / "model", "cpu")
+    out_images = pipeline([read_pose(POSE)], [0], progress=False)
+    assert out_images.images.shape == (1, 3, 32, 32)
+
+
+def _damage_codes(shard: Path) -> None:
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for member, data in members:
+            data = b"not an array" if member.name.endswith(".codes.npy") else data
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+
+
+def test_a_failing_rank_ends_the_whole_run(tmp_path):
+    """Rank 0 fails on a damaged shard while rank 1 trains (a failing child rank is Lightning's case: its
+    observer kills the others)."""
+    failing_rank = 0
+    root = build_world(tmp_path / "w")
+    index = json.loads((root / "cache" / "dataset.json").read_text())
+    read_by_rank = {s for s, _ in reader_plan(index["counts"], 0, 0, failing_rank, 2)}
+    assert len(read_by_rank) == 1  # two shards of 12, one per rank
+    _damage_codes(root / "cache" / index["shards"][read_by_rank.pop()])
+    out = tmp_path / "run"
+    started = time.monotonic()
+    config = write_config(tmp_path, "tf", TINY_TRANSFORMER)
+    command = _train("transformer", config, root / "cache", root / "vq", out, "--max-steps", "50")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert re.search(r"error: .*shards/\d+\.tar: sample toy\d+ is unreadable", result.stderr), result.stderr[-2000:]
+    assert time.monotonic() - started < 120  # not a rank waiting for its peer until a timeout
+    time.sleep(1)
+    assert not _processes_mentioning(str(out))
