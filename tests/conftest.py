@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from posedraw.pose import NUM_JOINTS, Pose
+from posedraw.pose import NUM_JOINTS, Part, Pose
+from posedraw.pose.schema import PART_SIZES, PARTS
 
 # Tests must be deterministic: hypothesis draws the same examples on every run and machine.
 settings.register_profile(
@@ -42,11 +43,15 @@ def keypoint_files(fixtures: Path) -> dict[str, Path]:
 
 @st.composite
 def poses(draw: st.DrawFn, max_people: int = 3, with_confidence: bool | None = None, states: tuple = (0, 1, 2),
-          square: bool = False) -> Pose:  # fmt: skip
-    """Random valid poses: integer canvases 16..2048 px, joints inside the canvas (a few outside)."""
+          square: bool = False, with_parts: bool | None = None, min_people: int = 1) -> Pose:  # fmt: skip
+    """Random valid poses: integer canvases 16..2048 px, joints inside the canvas (a few outside).
+
+    `with_parts` True / False / None (either): a random set of parts (torso, feet, hands, 68- or 70-point
+    faces) drawn like the body, with or without confidences of their own.
+    """
     width = draw(st.integers(16, 2048))
     height = width if square else draw(st.integers(16, 2048))
-    people = draw(st.integers(1, max_people))
+    people = draw(st.integers(min_people, max_people))
     unit = st.floats(-0.1, 1.1, allow_nan=False, allow_infinity=False, width=64)
     xy = np.array(draw(st.lists(unit, min_size=people * NUM_JOINTS * 2, max_size=people * NUM_JOINTS * 2)))
     xy = xy.reshape(people, NUM_JOINTS, 2) * np.array([width, height])
@@ -58,7 +63,29 @@ def poses(draw: st.DrawFn, max_people: int = 3, with_confidence: bool | None = N
     if has_conf:
         conf = draw(st.lists(st.floats(0.0, 1.0), min_size=people * NUM_JOINTS, max_size=people * NUM_JOINTS))
         confidence = np.array(conf).reshape(people, NUM_JOINTS)
-    return Pose(xy, state.reshape(people, NUM_JOINTS), width, height, confidence)
+    parts = draw(_parts(people, width, height, states, with_confidence)) if draw(_maybe(with_parts)) else {}
+    return Pose(xy, state.reshape(people, NUM_JOINTS), width, height, confidence, parts)
+
+
+def _maybe(flag: bool | None) -> st.SearchStrategy[bool]:
+    return st.booleans() if flag is None else st.just(flag)
+
+
+@st.composite
+def _parts(draw: st.DrawFn, people: int, width: int, height: int, states: tuple,
+           with_confidence: bool | None) -> dict[str, Part]:  # fmt: skip
+    """Parts from a drawn seed: hundreds of face points are too many to draw one by one."""
+    names = draw(st.lists(st.sampled_from(list(PARTS)), min_size=1, unique=True))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    parts = {}
+    for name in names:
+        count = int(rng.choice(PART_SIZES[name]))
+        xy = rng.uniform(-0.1, 1.1, (people, count, 2)) * np.array([width, height])
+        state = rng.choice(np.array(states), (people, count))
+        has_conf = bool(rng.integers(2)) if with_confidence is None else with_confidence
+        confidence = rng.uniform(0.0, 1.0, (people, count)) if has_conf else None
+        parts[name] = Part(xy, state, confidence)
+    return parts
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posedraw.pose import read_pose
+from posedraw.pose import JOINTS, Part, Pose, dump_pose, read_pose
+from posedraw.pose.detect import MEDIAPIPE_INDEX, landmarks_to_pose
+from posedraw.pose.formats.openpose import LAYOUTS
 
 from .cli_helpers import run_cli as _run
+from .test_formats import assert_controlnet_keeps_every_present_joint, controlnet_decode
 
 
 def test_convert_danbooru_to_openpose_and_back_is_lossless(capsys, keypoint_files, tmp_path):
@@ -119,3 +122,123 @@ def test_bad_input_gives_one_line_exit_2_and_no_output_file(capsys, tmp_path):
 def test_unknown_option_values_are_usage_errors(capsys, keypoint_files, tmp_path):
     code, _, err = _run(capsys, "pose", "convert", keypoint_files["1000846"], tmp_path / "o.json", "--to", "yaml")
     assert code == 2 and "yaml" in err and not (tmp_path / "o.json").exists()
+
+
+# --- the ecosystem's files through the CLI ------------------------------------------------------------------
+def _body25_doc() -> dict:
+    flat = [v for k in range(25) for v in (30.0 + 9 * k, 40.0 + (31 * k) % 300, 0.8)]
+    return {"people": [{"pose_keypoints_2d": flat}], "canvas_width": 400, "canvas_height": 400}
+
+
+def _notes(err: str) -> list[str]:
+    return [line[len("note: ") :] for line in err.splitlines() if line.startswith("note: ")]
+
+
+def test_file_names_with_brackets_are_printed_literally(capsys, keypoint_files, tmp_path):
+    (tmp_path / "[").mkdir()
+    weird = tmp_path / "[" / "x].json"
+    versioned = tmp_path / "pose[v2].json"
+    for path in (weird, versioned):
+        path.write_text(keypoint_files["1000846"].read_text())
+        code, out, err = _run(capsys, "pose", "show", path)
+        assert code == 0 and f"{path}: 1 person, canvas 512x512 px" in out, err
+    code, out, _ = _run(capsys, "pose", "convert", versioned, tmp_path / "out[1].json", "--to", "openpose")
+    assert code == 0 and f"wrote {tmp_path / 'out[1].json'} (openpose" in out
+
+
+def test_errors_are_printed_literally(capsys, tmp_path):
+    (tmp_path / "bad[1].json").write_text('{"hello": 1}')
+    code, _, err = _run(capsys, "pose", "show", tmp_path / "bad[1].json")
+    assert code == 2 and err.count("\n") == 1
+    assert f"error: {tmp_path / 'bad[1].json'}: document: expected a pose document" in err
+    assert "danbooru {joint: [row, col]}), got dict" in err
+    (tmp_path / "[b].json").write_text('{"nose": [1, 2], "[bold]tail[/]": [3, 4]}')
+    code, _, err = _run(capsys, "pose", "render", tmp_path / "[b].json", tmp_path / "o.png")
+    assert code == 2 and "'[bold]tail[/]': expected a joint name" in err and f"{tmp_path / '[b].json'}" in err
+
+
+def test_convert_says_what_the_target_format_leaves_out(capsys, tmp_path):
+    (tmp_path / "b25.json").write_text(json.dumps(_body25_doc()))
+    code, out, err = _run(capsys, "pose", "convert", tmp_path / "b25.json", tmp_path / "op.json", "--to", "openpose")
+    assert code == 0 and "wrote" in out
+    notes = _notes(err)
+    assert len(notes) == 1 and notes[0].startswith(f"left out of {tmp_path / 'op.json'} (openpose): mid-hip (the "), (
+        notes
+    )
+    assert "feet (the openpose25 format keeps them)" in notes[0] and "confidences (written as 1.0" in notes[0]
+    code, _, err = _run(capsys, "pose", "convert", tmp_path / "b25.json", tmp_path / "b.json", "--to", "openpose25",
+                        "--keep-confidence")  # fmt: skip
+    assert code == 0 and _notes(err) == []
+    assert read_pose(tmp_path / "b.json").allclose(read_pose(tmp_path / "b25.json"), atol=1e-9)
+    code, _, err = _run(capsys, "pose", "convert", tmp_path / "b25.json", tmp_path / "p.json")
+    assert code == 0 and _notes(err) == []
+    assert read_pose(tmp_path / "p.json").allclose(read_pose(tmp_path / "b25.json"), atol=0.0)
+
+
+def test_frames_of_a_comfyui_list_are_chosen_with_frame(capsys, tmp_path):
+    frames = [_body25_doc(), {"people": [], "canvas_width": 64, "canvas_height": 32}]
+    (tmp_path / "frames.json").write_text(json.dumps(frames))
+    code, out, err = _run(capsys, "pose", "show", tmp_path / "frames.json")
+    assert code == 0 and "1 person, canvas 400x400" in out
+    assert _notes(err) == [f"{tmp_path / 'frames.json'} holds 2 frames; read frame 0 (choose another with --frame N)"]
+    code, out, err = _run(capsys, "pose", "show", tmp_path / "frames.json", "--frame", "1")
+    assert code == 0 and "0 people, canvas 64x32 px" in out and err == ""
+    code, _, err = _run(capsys, "pose", "convert", tmp_path / "frames.json", tmp_path / "o.json", "--frame", "2")
+    assert code == 2 and "frame: expected a frame number from 0 to 1" in err
+
+
+def test_show_lists_the_parts_of_every_person(capsys, tmp_path):
+    (tmp_path / "b25.json").write_text(json.dumps(_body25_doc()))
+    code, out, _ = _run(capsys, "pose", "show", tmp_path / "b25.json")
+    assert code == 0
+    assert "person 0 torso: 2 of 2 points present" in out and "person 0 feet: 6 of 6 points present" in out
+
+
+def _hands_and_face_pose() -> Pose:
+    xy = np.stack([np.linspace(50, 300, 17), np.linspace(40, 380, 17)], axis=1)
+    state = np.full(17, 2)
+    state[[3, 8]] = (0, 1)
+    hand = Part(np.full((1, 21, 2), 120.0) + np.arange(21)[None, :, None], np.full((1, 21), 2), np.full((1, 21), 0.3))
+    face_state = np.full((1, 70), 2)
+    face_state[0, 68:] = 0
+    face = Part(np.full((1, 70, 2), 200.0) + np.arange(70)[None, :, None] / 4, face_state)
+    parts = {"left_hand": hand, "face": face}
+    return Pose.single(xy, 400, 400, state=state, confidence=np.linspace(0.2, 0.95, 17), parts=parts)
+
+
+def test_convert_to_openpose_output_keeps_every_present_joint_under_controlnets_rule(capsys, keypoint_files, tmp_path):
+    pose = _hands_and_face_pose()
+    (tmp_path / "full.json").write_text(json.dumps(dump_pose(pose)))
+    for source in (keypoint_files["1000846"], tmp_path / "full.json"):
+        code, _, err = _run(capsys, "pose", "convert", source, tmp_path / "cn.json", "--to", "openpose")
+        assert code == 0, err
+        assert_controlnet_keeps_every_present_joint(read_pose(source), json.loads((tmp_path / "cn.json").read_text()))
+    kept = controlnet_decode(json.loads((tmp_path / "cn.json").read_text()))[0]
+    assert sum(p is not None for p in kept["hand_left_keypoints_2d"]) == 21
+    assert sum(p is not None for p in kept["face_keypoints_2d"]) == 68
+
+
+def _fake_detector(monkeypatch) -> Pose:
+    """The detector replaced by a fixed MediaPipe result, as tests/test_detect.py builds poses without it."""
+    landmarks = np.zeros((33, 3))
+    for j, name in enumerate(JOINTS):
+        landmarks[MEDIAPIPE_INDEX[name]] = (0.1 + 0.04 * j, 0.2 + 0.03 * j, 0.9 if j % 3 else 0.3)
+    landmarks[MEDIAPIPE_INDEX["right_ankle"], 1] = 1.2  # below the photo: absent
+    pose = landmarks_to_pose(landmarks, 64, 64)
+    monkeypatch.setattr("posedraw.pose.detect.detect_pose", lambda image, source="image": pose)
+    return pose
+
+
+def test_detect_to_openpose_output_keeps_every_present_joint_under_controlnets_rule(capsys, monkeypatch, tmp_path):
+    pose = _fake_detector(monkeypatch)
+    Image.new("RGB", (64, 64)).save(tmp_path / "photo.png")
+    code, out, err = _run(capsys, "pose", "detect", tmp_path / "photo.png", tmp_path / "p.json", "--to", "openpose")
+    assert code == 0 and "wrote" in out, err
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert_controlnet_keeps_every_present_joint(pose, doc)
+    assert "occluded states (written as visible)" in _notes(err)[0]
+    code, _, _ = _run(capsys, "pose", "detect", tmp_path / "photo.png", tmp_path / "raw.json", "--to", "openpose",
+                      "--keep-confidence")  # fmt: skip
+    raw = json.loads((tmp_path / "raw.json").read_text())["people"][0]["pose_keypoints_2d"]
+    nose = LAYOUTS[18].index("nose")
+    assert code == 0 and raw[3 * nose + 2] == pytest.approx(pose.confidence[0, 0]) and raw[3 * nose + 2] < 1.0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from posedraw.errors import PoseError
-from posedraw.models.conditioning import PlacedPoseEncoder, joint_maps
+from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, joint_maps
 from posedraw.pose import JOINTS, JointState, Pose
 
 
@@ -81,3 +81,47 @@ def test_poses_without_joints_are_refused():
     empty = Pose.single(np.zeros((17, 2)), 64, 64, state=np.zeros(17))
     with pytest.raises(PoseError, match="at least one joint"):
         encoder.prepare([empty])
+
+
+def _two_people() -> Pose:
+    left, right = _pose(20.0), _pose(44.0)
+    shift = np.array([[-12.0, 0.0]])
+    return Pose.stack([left.replace(xy=left.xy + shift), right.replace(xy=right.xy - shift)])
+
+
+def test_maps_hold_every_person_and_tokens_one_group_each():
+    torch.manual_seed(0)
+    encoder = PlacedPoseEncoder(mode="tokens+maps", dim=32, latent_size=16, max_people=3)
+    pair = _two_people()
+    cond = encoder(**encoder.prepare([pair]), latent_size=(16, 16))
+    assert cond.context.shape == (1, 3 * 17, 32) and encoder.null(2, (16, 16)).context.shape == (2, 51, 32)
+    nose = JOINTS.index("nose")
+    for person in range(2):  # each person's nose peaks in the maps where that person's nose is
+        x, y = pair.xy[person, nose] / 64 * 16
+        assert cond.maps[0, nose, int(y), int(x)] > 0.5
+    alone = [encoder(**encoder.prepare([pair.person(p)]), latent_size=(16, 16)) for p in range(2)]
+    assert torch.allclose(cond.maps, torch.maximum(alone[0].maps, alone[1].maps))
+    # the order of people in the file does not matter: groups go left to right
+    swapped = Pose.stack([pair.person(1), pair.person(0)])
+    assert torch.allclose(encoder(**encoder.prepare([swapped])).context, cond.context)
+    # a second person changes the second token group, and the first group is the left person's
+    assert torch.allclose(cond.context[0, :17], encoder(**encoder.prepare([pair.person(0)])).context[0, :17])
+    assert not torch.allclose(cond.context[0, 17:34], alone[0].context[0, 17:34])
+
+
+def test_more_people_than_the_model_draws_is_refused_not_dropped():
+    one = PlacedPoseEncoder(mode="tokens+maps", max_people=1)
+    with pytest.raises(PoseError, match="pose 0: this model draws one person, the pose has 2"):
+        one.prepare([_two_people()])
+    with pytest.raises(PoseError, match=r"the original \(legacy\) model draws one person, the pose has 2"):
+        LegacyPoseEncoder().prepare([_two_people()])
+    three = Pose.stack([_two_people(), _pose()])
+    with pytest.raises(PoseError, match="at most 2 people, the pose has 3"):
+        PlacedPoseEncoder(max_people=2).prepare([three])
+
+
+def test_a_person_without_body_joints_is_not_drawn():
+    nobody = Pose.single(np.zeros((17, 2)), 64, 64, state=np.zeros(17))
+    encoder = PlacedPoseEncoder(mode="tokens", dim=32, max_people=1)
+    with_ghost = encoder(**encoder.prepare([Pose.stack([nobody, _pose()])])).context
+    assert torch.allclose(with_ghost, encoder(**encoder.prepare([_pose()])).context)

@@ -96,3 +96,32 @@ def test_captions_and_tags_describe_the_figure():
     hair, _, outfit, kind = sample.caption.split(", ")
     assert f"{hair.split()[0]}_hair" in sample.tags and kind.replace(" ", "_") == sample.kind
     assert outfit.replace(" ", "_") in sample.tags
+
+
+@pytest.mark.parametrize("people", [2, 3])
+def test_scenes_hold_their_figures_left_to_right_on_the_drawing(people):
+    from posedraw.data.toy import _background, make_toy_scene
+
+    for seed in range(12):
+        scene = make_toy_scene(seed, 96, people)
+        assert scene.pose.num_people == people and scene.tags[0] == f"{people}_figures"
+        centres = [np.nanmean(scene.pose.xy[p, :, 0]) for p in range(people)]
+        assert centres == sorted(centres)  # left to right
+        assert scene.pose.inside_canvas()[scene.pose.present].all()
+        assert make_toy_scene(seed, 96, people).image.tobytes() == scene.image.tobytes()
+    # the joints of every figure sit on drawn pixels (the background is the first figure's)
+    rng_scene = make_toy_scene(5, 96, people)
+    background = _background(96, random_appearance(np.random.default_rng([5, people])).background)
+    for p in range(people):
+        assert _on_figure(rng_scene.image, background, rng_scene.pose.person(p)) >= 0.8
+
+
+def test_toy_data_with_scenes_mixes_one_to_three_figures():
+    from posedraw.data.toy import ToyMaker, make_toy_sample
+
+    maker = ToyMaker(64, max_people=3)
+    counts = Counter(maker(seed)[0].meta["people"] for seed in range(300))
+    assert set(counts) == {1, 2, 3} and counts[1] > counts[3]
+    single = next(seed for seed in range(300) if maker(seed)[0].meta["people"] == 1)
+    assert maker(single)[0].image.tobytes() == make_toy_sample(single, 64).image.tobytes()
+    assert ToyMaker(64)(7)[0].pose.num_people == 1

@@ -5,7 +5,19 @@ import pytest
 from hypothesis import assume, given
 
 from posedraw.errors import PoseFormatError
-from posedraw.pose import JOINTS, JointState, Pose, ReadOptions, detect_format, dump_pose, parse_pose, read_pose
+from posedraw.pose import (
+    JOINTS,
+    PARTS,
+    JointState,
+    Part,
+    Pose,
+    ReadOptions,
+    WriteOptions,
+    detect_format,
+    dump_pose,
+    parse_pose,
+    read_pose,
+)
 from posedraw.pose import write_pose as write
 from posedraw.pose.formats.openpose import LAYOUTS
 
@@ -53,27 +65,124 @@ def test_danbooru_unknown_joint_name_is_named():
         parse_pose({"nose": [1, 2], "left_eye": [3, 4]}, "danbooru")
 
 
-# --- lossless round trips (property tests) ---------------------------------------------------------------
-@given(poses())
+# --- round trips (property tests) ----------------------------------------------------------------------
+def _part_subset(pose: Pose, names: tuple[str, ...], face_points: int = 70) -> dict[str, Part]:
+    parts = {name: part for name, part in pose.parts.items() if name in names}
+    if "face" in parts and parts["face"].num_points > face_points:
+        face = parts["face"]
+        parts["face"] = Part(face.xy[:, :face_points], face.state[:, :face_points])
+    return parts
+
+
+def _derived_torso(pose: Pose, with_mid_hip: bool) -> Part:
+    """The neck (mid-hip) an OpenPose writer stores: the pose's own, else the midpoint of the shoulders (hips)."""
+    own = pose.parts.get("torso")
+    xy = np.full((pose.num_people, 2, 2), np.nan)
+    state = np.zeros((pose.num_people, 2), dtype=np.int64)
+    pairs = [("left_shoulder", "right_shoulder"), ("left_hip", "right_hip")][: 2 if with_mid_hip else 1]
+    for k, (a, b) in enumerate(pairs):
+        for p in range(pose.num_people):
+            ia, ib = JOINTS.index(a), JOINTS.index(b)
+            if own is not None and own.present[p, k]:
+                xy[p, k], state[p, k] = own.xy[p, k], JointState.VISIBLE
+            elif pose.present[p, ia] and pose.present[p, ib]:
+                xy[p, k], state[p, k] = (pose.xy[p, ia] + pose.xy[p, ib]) / 2, JointState.VISIBLE
+    return Part(xy, state)
+
+
+def _openpose_expected(pose: Pose, body25: bool) -> Pose:
+    names = ("left_hand", "right_hand", "face", "feet") if body25 else ("left_hand", "right_hand", "face")
+    return pose.replace(parts={**_part_subset(pose, names), "torso": _derived_torso(pose, body25)})
+
+
+@given(poses(min_people=0))
 def test_posedraw_format_is_lossless(pose):
     back = _through(pose, "posedraw")
     assert back.allclose(pose, atol=0.0)
+    assume(pose.num_people > 0)  # nobody has no confidences to store
     assert (back.confidence is None) == (pose.confidence is None)
+    assert list(back.parts) == list(pose.parts)
+    for name, part in pose.parts.items():
+        assert (back.parts[name].confidence is None) == (part.confidence is None)
 
 
-@given(poses(states=(0, 1, 2), with_confidence=False))
-def test_coco_annotations_keep_positions_and_all_three_states(pose):
-    assert _through(pose, "coco").allclose(pose, atol=0.0)
+def test_posedraw_format_without_parts_is_written_as_before():
+    pose = Pose.single(np.full((17, 2), 4.0), 8, 8, state=[2, 1, 0] + [2] * 14)
+    doc = dump_pose(pose, "posedraw")
+    assert set(doc) == {"schema", "canvas", "coordinates", "people"} and set(doc["people"][0]) == {"joints"}
+    assert doc["people"][0]["joints"]["nose"] == {"x": 4.0, "y": 4.0, "state": "visible"}
+    assert doc["people"][0]["joints"]["right_eye"] == {"state": "absent"}
 
 
-@given(poses(states=(0, 2)))
-def test_openpose_keeps_positions_presence_and_confidence(pose):
+@given(poses(states=(0, 1, 2), min_people=0))
+def test_coco_keeps_positions_all_three_states_feet_hands_and_face(pose):
+    back = _through(pose, "coco")
+    expected = pose.replace(parts=_part_subset(pose, ("feet", "left_hand", "right_hand", "face"), face_points=68))
+    assert back.allclose(expected, atol=1e-9, compare_confidence=False)
+    assert back.confidence is None
+
+
+@given(poses(states=(0, 2), min_people=0))
+def test_openpose_keeps_positions_presence_hands_face_and_the_neck(pose):
     back = _through(pose, "openpose", ReadOptions(coordinates="pixels"))
-    assert np.array_equal(back.state, pose.state)
-    assert np.allclose(back.xy, pose.xy, atol=1e-9, rtol=0, equal_nan=True)
-    if pose.confidence is not None:
-        expected = np.where(pose.present, np.maximum(pose.confidence, 1e-6), 0.0)
-        assert np.allclose(back.confidence, expected, atol=0, rtol=0)
+    assert back.allclose(_openpose_expected(pose, body25=False), atol=1e-9, compare_confidence=False)
+    for points in (back, *back.parts.values()):  # every present joint at 1.0: ControlNet keeps them all
+        assert (points.confidence[points.present] == 1.0).all()
+
+
+@given(poses(states=(0, 2), min_people=0))
+def test_openpose25_also_keeps_mid_hip_and_feet(pose):
+    doc = json.loads(json.dumps(dump_pose(pose, "openpose25")))
+    back = parse_pose(doc, "openpose25", ReadOptions(coordinates="pixels"))
+    assert back.allclose(_openpose_expected(pose, body25=True), atol=1e-9, compare_confidence=False)
+
+
+@given(poses(states=(0, 2), with_confidence=True))
+def test_openpose_keep_confidence_writes_the_raw_confidences(pose):
+    doc = json.loads(json.dumps(dump_pose(pose, "openpose", WriteOptions(keep_confidence=True))))
+    back = parse_pose(doc, options=ReadOptions(coordinates="pixels"))
+    assert np.array_equal(back.confidence, np.where(pose.present, np.maximum(pose.confidence, 1e-6), 0.0))
+    for name in ("left_hand", "right_hand", "face"):
+        if name in back.parts:
+            part = pose.parts[name]
+            assert np.array_equal(
+                back.parts[name].confidence, np.where(part.present, np.maximum(part.confidence, 1e-6), 0.0)
+            )
+
+
+def controlnet_decode(doc: dict) -> list[dict[str, list | None]]:
+    """ControlNet's reading of a pose JSON, restated: a keypoint is kept iff its confidence c >= 1.0."""
+
+    def keypoints(values):
+        if not values:
+            return None
+        return [(x, y) if c >= 1.0 else None for x, y, c in zip(values[0::3], values[1::3], values[2::3])]
+
+    keys = ("pose_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d", "face_keypoints_2d")
+    return [{key: keypoints(person.get(key)) for key in keys} for person in doc["people"]]
+
+
+def assert_controlnet_keeps_every_present_joint(pose: Pose, doc: dict) -> None:
+    decoded = controlnet_decode(json.loads(json.dumps(doc)))
+    layout = LAYOUTS[18]
+    for p, person in enumerate(decoded):
+        body = person["pose_keypoints_2d"]
+        for j, name in enumerate(JOINTS):
+            kept = body[layout.index(name)]
+            assert (kept is not None) == bool(pose.present[p, j]), (p, name)
+            if kept is not None:
+                assert np.allclose(kept, pose.xy[p, j], atol=1e-3, rtol=0)
+        for name, key in (("left_hand", "hand_left_keypoints_2d"), ("right_hand", "hand_right_keypoints_2d"),
+                          ("face", "face_keypoints_2d")):  # fmt: skip
+            if name in pose.parts:
+                part = pose.parts[name]
+                kept = [point is not None for point in person[key]]
+                assert kept == part.present[p].tolist(), (p, name)
+
+
+@given(poses(states=(0, 1, 2), with_confidence=True))
+def test_controlnet_keeps_every_present_joint_of_openpose_output(pose):
+    assert_controlnet_keeps_every_present_joint(pose, dump_pose(pose, "openpose"))
 
 
 @given(poses(max_people=1, states=(0, 2), with_confidence=False, square=True))
@@ -83,6 +192,33 @@ def test_danbooru_keeps_positions_of_square_poses(pose):
     scale = 512.0 / pose.width
     assert np.allclose(back.xy, pose.xy * scale, atol=1e-9, rtol=0, equal_nan=True)
     assert np.array_equal(back.state, pose.state)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("openpose", "left out of the document (openpose): mid-hip (the openpose25 format keeps it); feet (the "
+         "openpose25 format keeps them); occluded states (written as visible); confidences (written as 1.0"),
+        ("openpose25", "left out of the document (openpose25): occluded states (written as visible); confidences"),
+        ("coco", "left out of the document (coco): neck; mid-hip; pupils (COCO-WholeBody faces have 68 points); "
+         "confidences"),
+        ("danbooru", "left out of the document (danbooru): neck; mid-hip; feet; hands; face; occluded states"),
+    ],
+)  # fmt: skip
+def test_writers_say_what_their_format_leaves_out(fmt, message):
+    everything = {name: Part(np.full((1, 70 if name == "face" else len(points), 2), 5.0),
+                             np.full((1, 70 if name == "face" else len(points)), 2), None)
+                  for name, points in PARTS.items()}  # fmt: skip
+    state = np.full(17, 2)
+    state[3] = JointState.OCCLUDED
+    pose = Pose.single(np.full((17, 2), 5.0), 10, 10, state=state, confidence=np.full(17, 0.5), parts=everything)
+    notes: list[str] = []
+    dump_pose(pose, fmt, notes=notes)
+    assert len(notes) == 1 and notes[0].startswith(message), notes
+    notes = []
+    dump_pose(pose, "posedraw", notes=notes)
+    dump_pose(Pose.single(np.full((17, 2), 5.0), 10, 10), "openpose", notes=notes)
+    assert notes == []
 
 
 # --- OpenPose specifics -------------------------------------------------------------------------------

@@ -176,3 +176,25 @@ def test_seed_and_latent_count_must_match(pipeline, keypoint_files):
     pose = read_pose(keypoint_files["1000846"])
     with pytest.raises(PosedrawError, match="one per pose"):
         pipeline([pose, pose], seeds=[1])
+
+
+def test_several_people_are_refused_by_a_one_person_model_not_dropped(capsys, model_dir, keypoint_files, tmp_path):
+    """The original checkpoints draw one person: a file with three is an error naming the file, not its first
+    person drawn silently; --frame picks a frame of a ComfyUI list (here the one-person frame)."""
+    one = read_pose(keypoint_files["1000846"])
+    from posedraw.pose import Pose, dump_pose
+
+    shift = np.array([40.0, 0.0])
+    three = Pose.stack([one, one.replace(xy=one.xy + shift), one.replace(xy=one.xy - shift)])
+    (tmp_path / "three.json").write_text(json.dumps(dump_pose(three)))
+    code, _, err = run_cli(capsys, "generate", "--model", model_dir, "--pose", tmp_path / "three.json",
+                           "--steps", "2", "--out", tmp_path / "out")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert "three.json" in err and "draws one person, the pose has 3" in err
+    assert not (tmp_path / "out").exists()
+    frames = [dump_pose(three, "openpose"), dump_pose(one, "openpose")]
+    (tmp_path / "frames.json").write_text(json.dumps(frames))
+    code, _, err = run_cli(capsys, "generate", "--model", model_dir, "--pose", tmp_path / "frames.json",
+                           "--frame", "1", "--steps", "2", "--out", tmp_path / "out")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "out" / "frames_seed0.png").is_file()

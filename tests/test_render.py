@@ -2,9 +2,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from posedraw.pose import JOINTS, JointState, Pose, draw_pose, render_heatmaps, render_skeleton
-from posedraw.pose.render import LIMB_COLOURS, line_width
-from posedraw.pose.schema import LIMBS
+from posedraw.pose import JOINTS, JointState, Part, Pose, draw_pose, render_heatmaps, render_skeleton
+from posedraw.pose.render import FACE_COLOUR, FOOT_COLOURS, HAND_COLOURS, LIMB_COLOURS, line_width
+from posedraw.pose.schema import FOOT_BONES, LIMBS
 
 
 def _figure(width: float = 200, height: float = 200) -> Pose:
@@ -82,3 +82,45 @@ def test_moving_one_joint_changes_only_maps_near_it():
     rows, cols = changed[JOINTS.index("left_knee")].nonzero(as_tuple=True)
     centre_x, centre_y = 125 * 64 / 200, 155 * 64 / 200
     assert (cols.float() - centre_x).abs().max() < 12 and (rows.float() - centre_y).abs().max() < 10
+
+
+def _with_parts() -> Pose:
+    """The figure with a left hand whose fingers run right in rows, a face dot, and a left big toe."""
+    hand = np.zeros((21, 2))
+    hand[0] = (20, 40)
+    for finger in range(5):
+        for k in range(4):
+            hand[1 + 4 * finger + k] = (30 + 10 * k, 10 + 10 * finger)
+    face = np.full((68, 2), 150.0)
+    feet_state = np.array([2, 0, 0, 0, 0, 0])
+    feet = np.zeros((6, 2))
+    feet[0] = (150, 190)
+    parts = {
+        "left_hand": Part(hand[None], np.full((1, 21), 2)),
+        "face": Part(face[None], np.full((1, 68), 2)),
+        "feet": Part(feet[None], feet_state[None]),
+    }
+    return _figure().replace(parts=parts)
+
+
+def test_hand_bones_are_drawn_finger_by_finger_in_distinct_colours():
+    image = np.asarray(render_skeleton(_with_parts()))
+    drawn = []
+    for finger in range(5):
+        bone = 4 * finger + 2  # from the finger's second point to its third: (40, y) - (50, y)
+        colour = tuple(image[10 + 10 * finger, 45])
+        assert colour == HAND_COLOURS[bone], finger
+        drawn.append(colour)
+    assert len(set(drawn)) == 5
+
+
+def test_face_points_are_light_dots_and_feet_bones_join_the_ankle():
+    image = np.asarray(render_skeleton(_with_parts()))
+    assert tuple(image[150, 150]) == FACE_COLOUR
+    assert tuple(image[190, 140]) == FOOT_COLOURS[FOOT_BONES.index(("left_ankle", "left_big_toe"))]
+    assert image[190, 95:110].max() == 0  # absent foot points draw nothing
+
+
+def test_parts_do_not_change_the_body_drawing():
+    with_parts, body = np.asarray(render_skeleton(_with_parts())), np.asarray(render_skeleton(_figure()))
+    assert tuple(with_parts[112, 155]) == tuple(body[112, 155]) == _limb_colour("left_elbow", "left_wrist")

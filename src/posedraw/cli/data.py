@@ -36,19 +36,22 @@ def toy(
     num: Annotated[int, typer.Option("--num", min=1, help="Number of figures.")] = 1000,
     size: Annotated[int, typer.Option("--size", min=16, help="Image side in pixels.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first figure (figure i uses seed + i).")] = 0,
+    max_people: Annotated[
+        int, typer.Option("--max-people", min=1, max=3, help="Scenes of 1 to N figures side by side (N <= 3).")
+    ] = 1,
     per_shard: PerShard = 500,
     workers: Workers = 0,
 ) -> None:
     """Write a dataset of synthetic anime-like figures with their true poses, tags and captions.
 
-    Example: posedraw data toy --num 2000 --size 64 --out data/toy
+    Example: posedraw data toy --num 2000 --size 64 --max-people 2 --out data/toy
     """
     from posedraw.data.building import ShardPlan, build_dataset
     from posedraw.data.toy import ToyMaker
 
     plan = ShardPlan(list(range(seed, seed + num)), per_shard)
     report = build_dataset(
-        out, plan, ToyMaker(size), size, "png", workers=_workers(workers), extra_index={"source": "toy"}
+        out, plan, ToyMaker(size, max_people), size, "png", workers=_workers(workers), extra_index={"source": "toy"}
     )
     _print_report(report)
 

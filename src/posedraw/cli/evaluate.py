@@ -35,10 +35,13 @@ def pose_fidelity(
         with Image.open(path) as image:
             tensors.append(to_tensor(image.convert("RGB")))
         targets.append(in_image_frame(job.pose, tensors[-1].shape[-1], tensors[-1].shape[-2]))
-    report = fidelity(detect(torch.stack(tensors), detector), targets)
+    report = fidelity(detect(torch.stack(tensors), detector, targets), targets)
+    people = ""
+    if report.people != report.images:
+        people = f", {report.people} people: per-person PCK {report.person_pck:.3f}"
     typer.echo(
         f"{report.images} images: PCK@0.1 {report.pck:.3f}, OKS {report.oks:.3f}, "
-        f"left/right swaps {report.swap_rate:.3f} ({detector} detector)"
+        f"left/right swaps {report.swap_rate:.3f} ({detector} detector){people}"
     )
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(report.as_dict(), indent=1) + "\n")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from posedraw.cli.common import DeviceOption
-from posedraw.cli.options import CoordinateSpace, read_options
+from posedraw.cli.options import CoordinateSpace, FrameOption, ImageIdOption, print_notes, read_options
 from posedraw.cli.tune import ClipOption, ClipPretrainedOption, ClipWeightsOption, clip_spec, print_similarities
 
 
@@ -51,6 +51,8 @@ def generate(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per network batch.")] = 4,
     canvas: Annotated[str | None, typer.Option("--canvas", help="WIDTHxHEIGHT for pose files without one.")] = None,
     coords: Annotated[CoordinateSpace | None, typer.Option("--coords", help="Coordinates of ambiguous files.")] = None,
+    image_id: ImageIdOption = None,
+    frame: FrameOption = None,
     tune_prompt: Annotated[
         list[str] | None,
         typer.Option("--tune-prompt", help="Then tune each image towards 'text[:weight]' (writes latents)."),
@@ -79,14 +81,18 @@ def generate(
         files = _pose_files(pose or [], pose_dir)
         if not files:
             raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")
-        options = read_options(canvas, coords, None)
-        jobs = [Job(read_pose(f, options=options), f.stem, seed + k) for f in files for k in range(num)]
+        options, notes = read_options(canvas, coords, image_id, frame), []
+        poses = {f: read_pose(f, options=options, notes=notes) for f in files}
+        print_notes(notes)
+        jobs = [Job(poses[f], f.stem, seed + k) for f in files for k in range(num)]
         sampling = SamplingOptions(sampler, steps, eta, guidance, temperature, top_k, top_p)
     if model is None:
         from posedraw.builtin import builtin_model
 
         model = builtin_model()
     pipeline = load_pipeline(model, resolve_device(device))
+    if from_png is None:
+        _check_drawable(pipeline, poses)
     start = None if latents is None else load_start_latents(latents, len(jobs), pipeline.latent_shape)
     written = run_jobs(
         pipeline,
@@ -102,6 +108,17 @@ def generate(
         typer.echo(f"wrote {path}")
     if tune_prompt:
         _tune_written(pipeline, written, tune_prompt, tune_steps, clip_spec(clip, clip_pretrained, clip_weights), out)
+
+
+def _check_drawable(pipeline, poses: dict) -> None:
+    """Refuse a pose the model cannot draw before any drawing starts, naming its file."""
+    from posedraw.errors import PoseError
+
+    for path, pose in poses.items():
+        try:
+            pipeline.check_pose(pose)
+        except PoseError as exc:
+            raise PoseError(f"{path}: {str(exc).removeprefix('pose 0: ')}") from None
 
 
 def _tune_written(pipeline, written: list[Path], prompts: list[str], steps: int, spec, out: Path) -> None:

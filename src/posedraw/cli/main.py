@@ -1,6 +1,8 @@
 """Entry point of the `posedraw` command.
 
-Errors a user can fix (PosedrawError) print as one line on stderr with exit code 2; no traceback.
+Errors a user can fix (PosedrawError) print as one line on stderr with exit code 2; no traceback. The
+message is printed as literal text: file names and expected forms such as `{joint: [row, col]}` contain
+brackets that Rich would otherwise take for markup.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from posedraw.cli import convert as convert_cli
 from posedraw.cli import data as data_cli
@@ -48,7 +51,8 @@ def run(argv: Sequence[str] | None = None) -> None:
     try:
         app(args=list(argv) if argv is not None else None, prog_name="posedraw")
     except PosedrawError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}", markup=True)
+        line = Text.assemble(("error:", "bold red"), " ", str(exc))
+        Console(stderr=True, highlight=False, soft_wrap=True).print(line)
         sys.exit(USAGE_ERROR)
     except TrainingInterrupted as exc:
         # saved: rank 0 says so and exits 128 + signal like a killed process; the other ranks stopped on

@@ -1,4 +1,9 @@
-"""`posedraw pose ...`: convert, render, show and detect poses."""
+"""`posedraw pose ...`: convert, render, show and detect poses.
+
+Everything printed here is plain text: file names and pose values may hold `[` and `]`, which Rich would
+take for markup. Notes from readers and writers (a frame chosen, something a format cannot hold) go to
+stderr as lines starting with `note:`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from posedraw.cli.options import CoordinateSpace, FormatName, read_options
+from posedraw.cli.options import CoordinateSpace, FormatName, FrameOption, ImageIdOption, print_notes, read_options
 from posedraw.io import load_rgb, save_image_atomic
-from posedraw.pose import JOINTS, JointState, Pose, draw_pose, pad_to_square, read_pose, render_skeleton, write_pose
+from posedraw.pose import (
+    JOINTS,
+    JointState,
+    Pose,
+    WriteOptions,
+    draw_pose,
+    pad_to_square,
+    read_pose,
+    render_skeleton,
+    write_pose,
+)
 
 app = typer.Typer(help="Read, convert, draw and detect poses.", no_args_is_help=True)
 
@@ -25,7 +41,13 @@ CoordsOption = Annotated[
     CoordinateSpace | None,
     typer.Option("--coords", help="Coordinate space when the file is ambiguous (values all in 0..1)."),
 ]
-ImageIdOption = Annotated[str | None, typer.Option("--image-id", help="Which image of a COCO file.")]
+KeepConfidenceOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep-confidence",
+        help="OpenPose output: write each joint's own confidence instead of 1.0 (ControlNet ignores joints below 1).",
+    ),
+]
 
 
 def _people(pose: Pose) -> str:
@@ -33,8 +55,17 @@ def _people(pose: Pose) -> str:
 
 
 def _read(path: Path, fmt: FormatName | None, canvas: str | None, coords: CoordinateSpace | None,
-          image_id: str | None) -> Pose:  # fmt: skip
-    return read_pose(path, None if fmt is None else fmt.value, read_options(canvas, coords, image_id))
+          image_id: str | None, frame: int | None = None) -> Pose:  # fmt: skip
+    notes: list[str] = []
+    pose = read_pose(path, None if fmt is None else fmt.value, read_options(canvas, coords, image_id, frame), notes)
+    print_notes(notes)
+    return pose
+
+
+def _write(pose: Pose, target: Path, fmt: FormatName, keep_confidence: bool) -> None:
+    notes: list[str] = []
+    write_pose(pose, target, fmt.value, WriteOptions(keep_confidence=keep_confidence), notes)
+    print_notes(notes)
 
 
 @app.command()
@@ -47,15 +78,17 @@ def convert(
     canvas: CanvasOption = None,
     coords: CoordsOption = None,
     image_id: ImageIdOption = None,
+    frame: FrameOption = None,
+    keep_confidence: KeepConfidenceOption = False,
 ) -> None:
-    """Convert a pose file between formats.
+    """Convert a pose file between formats; a note says what the output format cannot hold.
 
     Example: posedraw pose convert 1000846.json 1000846.openpose.json --to openpose
     """
-    pose = _read(source, from_format, canvas, coords, image_id)
+    pose = _read(source, from_format, canvas, coords, image_id, frame)
     if pad_square:
         pose = pad_to_square(pose)
-    write_pose(pose, target, to_format.value)
+    _write(pose, target, to_format, keep_confidence)
     typer.echo(f"wrote {target} ({to_format.value}, {_people(pose)}, canvas {pose.width:g}x{pose.height:g})")
 
 
@@ -69,14 +102,15 @@ def render(
     canvas: CanvasOption = None,
     coords: CoordsOption = None,
     image_id: ImageIdOption = None,
+    frame: FrameOption = None,
 ) -> None:
-    """Draw a pose as an OpenPose-style skeleton, on black or over an image.
+    """Draw a pose as an OpenPose-style skeleton (with hands, face and feet), on black or over an image.
 
     Example: posedraw pose render pose.json pose.png --size 512
     """
     from PIL import Image
 
-    pose = _read(source, from_format, canvas, coords, image_id)
+    pose = _read(source, from_format, canvas, coords, image_id, frame)
     if over is not None:
         image = Image.fromarray(load_rgb(over))
         if size is not None:
@@ -89,6 +123,19 @@ def render(
     typer.echo(f"wrote {target} ({picture.width}x{picture.height})")
 
 
+def _joint_table(pose: Pose, p: int) -> Table:
+    table = Table(title=f"person {p}")
+    for column in ("joint", "x", "y", "state", "confidence"):
+        table.add_column(column, justify="left" if column in ("joint", "state") else "right")
+    for j, name in enumerate(JOINTS):
+        state = JointState(int(pose.state[p, j]))
+        present = state != JointState.ABSENT
+        x, y = (f"{v:.1f}" for v in pose.xy[p, j]) if present else ("", "")
+        confidence = "" if pose.confidence is None else f"{pose.confidence[p, j]:.3f}"
+        table.add_row(*(Text(cell) for cell in (name, x, y, state.name.lower(), confidence)))
+    return table
+
+
 @app.command()
 def show(
     source: Annotated[Path, typer.Argument(help="Pose file to list.")],
@@ -96,27 +143,20 @@ def show(
     canvas: CanvasOption = None,
     coords: CoordsOption = None,
     image_id: ImageIdOption = None,
+    frame: FrameOption = None,
 ) -> None:
-    """Print a table of the joints of every person.
+    """Print a table of the joints of every person, and a line per part (neck / mid-hip, feet, hands, face).
 
     Example: posedraw pose show pose.json
     """
-    pose = _read(source, from_format, canvas, coords, image_id)
-    console = Console()
-    console.print(
-        f"{source}: {_people(pose)}, canvas {pose.width:g}x{pose.height:g} px", soft_wrap=True, highlight=False
-    )
+    pose = _read(source, from_format, canvas, coords, image_id, frame)
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(Text(f"{source}: {_people(pose)}, canvas {pose.width:g}x{pose.height:g} px"))
     for p in range(pose.num_people):
-        table = Table(title=f"person {p}")
-        for column in ("joint", "x", "y", "state", "confidence"):
-            table.add_column(column, justify="left" if column in ("joint", "state") else "right")
-        for j, name in enumerate(JOINTS):
-            state = JointState(int(pose.state[p, j]))
-            present = state != JointState.ABSENT
-            x, y = (f"{v:.1f}" for v in pose.xy[p, j]) if present else ("", "")
-            confidence = "" if pose.confidence is None else f"{pose.confidence[p, j]:.3f}"
-            table.add_row(name, x, y, state.name.lower(), confidence)
-        console.print(table)
+        console.print(_joint_table(pose, p))
+        for name, part in pose.parts.items():
+            present = int(part.present[p].sum())
+            console.print(Text(f"person {p} {name}: {present} of {part.num_points} points present"))
 
 
 @app.command()
@@ -125,6 +165,7 @@ def detect(
     target: Annotated[Path, typer.Argument(help="Pose file to write.")],
     render_to: Annotated[Path | None, typer.Option("--render", help="Also draw the pose over the photo.")] = None,
     to_format: Annotated[FormatName, typer.Option("--to", help="Output format.")] = FormatName.posedraw,
+    keep_confidence: KeepConfidenceOption = False,
 ) -> None:
     """Find the pose of the person in a photo (MediaPipe; install the 'detect' extra).
 
@@ -136,7 +177,7 @@ def detect(
 
     image = load_rgb(photo)
     pose = detect_pose(image, source=str(photo))
-    write_pose(pose, target, to_format.value)
+    _write(pose, target, to_format, keep_confidence)
     typer.echo(f"wrote {target}: {int(pose.visible.sum())} visible, {int((pose.state == 1).sum())} occluded joints")
     if render_to is not None:
         save_image_atomic(draw_pose(Image.fromarray(image), pose), render_to)

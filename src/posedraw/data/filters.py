@@ -53,13 +53,16 @@ class LimbStatistics:
 
     @staticmethod
     def learn(poses: Iterable[Pose]) -> LimbStatistics:
+        """From every person of every pose."""
         ratios: dict[str, list[float]] = {name: [] for name in LIMBS}
         for pose in poses:
-            torso = _torso(pose)
-            if torso is None:
-                continue
-            for name, length in _limbs(pose).items():
-                ratios[name].append(length / torso)
+            for person in range(pose.num_people):
+                one = pose.person(person)
+                torso = _torso(one)
+                if torso is None:
+                    continue
+                for name, length in _limbs(one).items():
+                    ratios[name].append(length / torso)
         median = {n: float(np.median(v)) for n, v in ratios.items() if len(v) >= 5}
         mad = {n: float(np.median(np.abs(np.array(ratios[n]) - median[n]))) for n in median}
         return LimbStatistics(median, mad)
@@ -87,7 +90,16 @@ def _limbs(pose: Pose) -> dict[str, float]:
 
 
 def skeleton_problem(pose: Pose, stats: LimbStatistics, config: FilterConfig) -> str | None:
-    """Why a pose is implausible, or None."""
+    """Why a pose is implausible (any of its people), or None."""
+    for person in range(pose.num_people):
+        problem = _person_problem(pose.person(person), stats, config)
+        if problem:
+            return problem if pose.num_people == 1 else f"person {person}: {problem}"
+    return None
+
+
+def _person_problem(pose: Pose, stats: LimbStatistics, config: FilterConfig) -> str | None:
+    """Why a one-person pose is implausible, or None."""
     margin = config.max_outside * max(pose.width, pose.height)
     xy = pose.xy[0][pose.present[0]]
     limit = np.array([pose.width, pose.height]) + margin

@@ -147,9 +147,11 @@ class RealMaker:
         if item.keypoints is None:
             raise _Skip("no keypoints")
         try:
-            pose = read_pose(item.keypoints).person(0)
+            pose = read_pose(item.keypoints)  # every person: multi-person models draw them all
         except PosedrawError as exc:
             raise _Skip(f"bad keypoints ({str(exc).split(': ', 1)[-1][:80]})") from None
+        if pose.num_people == 0:
+            raise _Skip("no person in the keypoints")
         if not is_readable(Path(item.image)):
             raise _Skip("unreadable image")
         with Image.open(item.image) as opened:
@@ -168,7 +170,7 @@ class RealMaker:
             raise _Skip(str(exc)) from None
         image = image.resize((self.size, self.size), Image.Resampling.BICUBIC, reducing_gap=3.0)
         pose = resize(pose, self.size, self.size)
-        visible = int(pose.visible[0].sum())
+        visible = int(pose.visible.sum(axis=1).max())  # the most complete person decides
         if visible < config.min_visible_joints:
             raise _Skip(f"too few visible joints ({visible} < {config.min_visible_joints})")
         meta = {"source": item.image, "tags": list(item.tags), "rating": item.rating}

@@ -137,14 +137,16 @@ def _body(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return xy, state
 
 
-def sample_pose(rng: np.random.Generator, size: int = 64, kind: str | None = None) -> SampledPose:
-    """A random plausible pose in a size x size canvas."""
+def sample_pose(
+    rng: np.random.Generator, size: int = 64, kind: str | None = None, out_of_frame_share: float = 0.15
+) -> SampledPose:
+    """A random plausible pose in a size x size canvas; `out_of_frame_share` of them partly outside it."""
     kind = kind or str(rng.choice(KINDS))
     xy, state = _body(kind, rng)
     head = np.array([[0.0, -1.45], [0.0, -0.85]])  # top of the head and chin, so the head fits too
     points = np.vstack([xy, head])
     low, high = points.min(axis=0) - 0.3, points.max(axis=0) + 0.3
-    out_of_frame = bool(rng.random() < 0.15)
+    out_of_frame = bool(rng.random() < out_of_frame_share)
     fill = rng.uniform(1.2, 1.6) if out_of_frame else rng.uniform(0.7, 0.92)
     scale = fill * size / max(high - low)
     centre = (low + high) / 2

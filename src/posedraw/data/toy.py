@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from posedraw.data.poses import SampledPose, sample_pose
 from posedraw.pose import JOINTS, Pose
+from posedraw.pose.transforms import drop_outside
 
 J = {name: i for i, name in enumerate(JOINTS)}
 HAIR = {
@@ -100,8 +101,13 @@ def _background(size: int, colours) -> Image.Image:
 def render_figure(pose: Pose, head_size: float, appearance: Appearance, size: int) -> Image.Image:
     """Draw the character with its joints at `pose` (full positions, canvas size x size)."""
     image = _background(size, appearance.background)
-    draw = ImageDraw.Draw(image)
-    p = {name: tuple(pose.xy[0, i]) for name, i in J.items()}
+    draw_figure(ImageDraw.Draw(image), pose.xy[0], head_size, appearance)
+    return image
+
+
+def draw_figure(draw: ImageDraw.ImageDraw, xy: np.ndarray, head_size: float, appearance: Appearance) -> None:
+    """Draw one character with its joints at `xy` (17, 2) onto an image (scenes draw several)."""
+    p = {name: tuple(xy[i]) for name, i in J.items()}
     h = head_size
     limb = max(1, round(0.32 * h))
     skin, hair, cloth = SKIN[appearance.skin], HAIR[appearance.hair], OUTFIT[appearance.outfit_colour]
@@ -161,7 +167,6 @@ def render_figure(pose: Pose, head_size: float, appearance: Appearance, size: in
     )  # bangs
     for side in ("left", "right"):
         disc(p[f"{side}_eye"], max(0.6, 0.11 * h), EYES[appearance.eyes])
-    return image
 
 
 @dataclass(frozen=True)
@@ -183,23 +188,67 @@ def make_toy_sample(seed: int, size: int = 64, kind: str | None = None) -> ToySa
     return ToySample(image, sampled.label, tags, caption(appearance, sampled.kind), sampled.kind)
 
 
+#: side of each figure's square slot as a fraction of the canvas, by the number of figures in a scene
+SLOT = {1: 1.0, 2: 0.62, 3: 0.46}
+#: how often a scene of toy data with up to N figures holds 1, 2, ... N figures
+PEOPLE_SHARES = {1: (1.0,), 2: (0.5, 0.5), 3: (0.4, 0.35, 0.25)}
+
+
+def make_toy_scene(seed: int, size: int = 64, people: int = 2) -> ToySample:
+    """A scene of `people` figures side by side (1: exactly `make_toy_sample`). Each figure is posed in its
+    own square slot, slots spread left to right over one background; the label holds every figure, left
+    to right. Figures may overlap a little, as slots do; the later one is drawn in front."""
+    if people == 1:
+        return make_toy_sample(seed, size)
+    if people not in SLOT:
+        raise ValueError(f"people: expected 1 to {max(SLOT)}, got {people}")
+    rng = np.random.default_rng([seed, people])
+    slot = round(size * SLOT[people])
+    appearances = [random_appearance(rng) for _ in range(people)]
+    image = _background(size, appearances[0].background)
+    draw = ImageDraw.Draw(image)
+    labels, kinds, tags = [], [], []
+    for k, left in enumerate(np.linspace(0, size - slot, people)):
+        sampled = sample_pose(rng, slot, out_of_frame_share=0.0)  # a figure too big for its slot hides the next
+        offset = np.array([left + rng.uniform(-0.05, 0.05) * slot, rng.uniform(0, size - slot)])
+        draw_figure(draw, sampled.full.xy[0] + offset, sampled.head_size, appearances[k])
+        placed = Pose(sampled.label.xy + offset, sampled.label.state, size, size)
+        labels.append(drop_outside(placed))
+        kinds.append(sampled.kind)
+        tags += [*appearances[k].tags, sampled.kind]
+    captions = "; ".join(caption(a, kind) for a, kind in zip(appearances, kinds))
+    labels.sort(key=lambda label: float(np.mean(label.xy[0, label.present[0], 0])))  # left to right
+    return ToySample(image, Pose.stack(labels), [f"{people}_figures", *tags], captions, "+".join(kinds))
+
+
+def people_in_scene(seed: int, max_people: int) -> int:
+    """The number of figures of the scene of `seed` in toy data with up to `max_people` figures."""
+    shares = PEOPLE_SHARES[max_people]
+    return 1 + int(np.random.default_rng([seed, 1000]).choice(len(shares), p=shares))
+
+
 @dataclass(frozen=True)
 class ToyMaker:
-    """Builds the toy sample of a seed as a dataset sample (picklable, for parallel shard building)."""
+    """Builds the toy sample of a seed as a dataset sample (picklable, for parallel shard building);
+    with `max_people` > 1, scenes of 1 to max_people figures (`PEOPLE_SHARES`)."""
 
     size: int
+    max_people: int = 1
 
     def __call__(self, seed: int):
         from posedraw.data.shards import Sample
 
-        toy = make_toy_sample(seed, self.size)
+        people = people_in_scene(seed, self.max_people) if self.max_people > 1 else 1
+        toy = make_toy_scene(seed, self.size, people)
         key = f"toy{seed:08d}"
-        meta = {"source": "toy", "seed": seed, "tags": toy.tags, "caption": toy.caption, "kind": toy.kind}
+        meta = {"source": "toy", "seed": seed, "tags": toy.tags, "caption": toy.caption, "kind": toy.kind,
+                "people": people}  # fmt: skip
         return Sample(key, toy.image, toy.pose, meta), manifest_row(key, "toy", toy.pose, toy.tags)
 
 
 def manifest_row(key: str, source: str, pose: Pose, tags: list[str], status: str = "kept", reason: str | None = None):
-    """One manifest row; the pose is stored normalized to the canvas (x/width, y/height, state) for statistics."""
+    """One manifest row; the first person's pose is stored normalized to the canvas (x/width, y/height, state)
+    for statistics, and `visible_joints` counts the most complete person's."""
     normalized = [
         [round(float(x) / pose.width, 5), round(float(y) / pose.height, 5), int(s)] if s else [None, None, 0]
         for (x, y), s in zip(pose.xy[0], pose.state[0])
@@ -209,7 +258,8 @@ def manifest_row(key: str, source: str, pose: Pose, tags: list[str], status: str
         "source": source,
         "canvas": [pose.width, pose.height],
         "tags": tags,
-        "visible_joints": int(pose.visible[0].sum()),
+        "people": pose.num_people,
+        "visible_joints": int(pose.visible.sum(axis=1).max(initial=0)),
         "status": status,
         "reason": reason,
         "pose": normalized,

@@ -3,6 +3,10 @@
 A detector reads the pose back from each image (the toy detector for synthetic figures, MediaPipe for
 photo-like images); PCK@0.1 and OKS against the conditioning pose, per joint and overall, and the rate of
 left/right swaps (a pair whose two predictions each land nearer the other side's target joint).
+
+Several people: each person of the conditioning pose is looked for in a crop around the place that
+person should be (top-down, as pose benchmarks do with ground-truth boxes), so detected people are matched
+to the figures asked for by place; PCK is reported per person as well.
 """
 
 from __future__ import annotations
@@ -24,23 +28,36 @@ class FidelityReport:
     oks: float
     swap_rate: float
     per_joint_pck: dict[str, float | None]
+    per_person_pck: list[float]  # every person of every image, in order
+
+    @property
+    def people(self) -> int:
+        return len(self.per_person_pck)
+
+    @property
+    def person_pck(self) -> float:
+        """Mean over people of each person's PCK@0.1 (every figure counts the same, whatever its joints)."""
+        return float(np.mean(self.per_person_pck)) if self.per_person_pck else float("nan")
 
     def as_dict(self) -> dict:
-        return {"images": self.images, "pck@0.1": round(self.pck, 4), "oks": round(self.oks, 4),
+        return {"images": self.images, "people": self.people, "pck@0.1": round(self.pck, 4),
+                "person_pck@0.1": round(self.person_pck, 4), "oks": round(self.oks, 4),
                 "left_right_swap_rate": round(self.swap_rate, 4), "per_joint_pck@0.1": self.per_joint_pck}  # fmt: skip
 
 
 def swaps(predicted: Pose, target: Pose) -> tuple[int, int]:
-    """(swapped pairs, pairs compared) for person 0: both sides present in both poses."""
+    """(swapped pairs, pairs compared) over every person: both sides present in both poses."""
     swapped = compared = 0
-    for left, right in PAIRS:
-        if not (predicted.present[0, [left, right]].all() and target.present[0, [left, right]].all()):
-            continue
-        p, t = predicted.xy[0], target.xy[0]
-        straight = np.linalg.norm(p[left] - t[left]) + np.linalg.norm(p[right] - t[right])
-        crossed = np.linalg.norm(p[left] - t[right]) + np.linalg.norm(p[right] - t[left])
-        compared += 1
-        swapped += bool(crossed < straight and np.linalg.norm(t[left] - t[right]) > 1e-6)
+    for person in range(target.num_people):
+        for left, right in PAIRS:
+            pair = [left, right]
+            if not (predicted.present[person, pair].all() and target.present[person, pair].all()):
+                continue
+            p, t = predicted.xy[person], target.xy[person]
+            straight = np.linalg.norm(p[left] - t[left]) + np.linalg.norm(p[right] - t[right])
+            crossed = np.linalg.norm(p[left] - t[right]) + np.linalg.norm(p[right] - t[left])
+            compared += 1
+            swapped += bool(crossed < straight and np.linalg.norm(t[left] - t[right]) > 1e-6)
     return swapped, compared
 
 
@@ -49,16 +66,31 @@ def in_image_frame(pose: Pose, width: float, height: float) -> Pose:
     return resize(pad_to_square(pose), width, height)
 
 
+def with_people(pose: Pose, people: int) -> Pose:
+    """`pose` with exactly `people` people: a detector that found fewer gets people with every joint missing
+    (each counts as missed), and the extra ones it found are not scored."""
+    if pose.num_people == people:
+        return pose
+    missing = Pose(np.zeros((people, 17, 2)), np.zeros((people, 17), dtype=np.int64), pose.width, pose.height)
+    found = [pose.person(p) for p in range(min(people, pose.num_people))]
+    return Pose.stack(found + [missing.person(p) for p in range(len(found), people)])
+
+
 def fidelity(predicted: Sequence[Pose], targets: Sequence[Pose]) -> FidelityReport:
     """Aggregate PCK@0.1 / OKS over all joints of all images, per joint too, and the swap rate."""
     hits = np.zeros(len(JOINTS))
     counts = np.zeros(len(JOINTS))
     oks_sum = oks_count = swapped = compared = 0.0
+    per_person: list[float] = []
     for p, t in zip(predicted, targets):
-        scores = pck(p, t, 0.1)
-        counted = t.present[0]
-        hits += np.nan_to_num(scores.per_joint) * counted
-        counts += counted
+        p = with_people(p, t.num_people)
+        for person in range(t.num_people):
+            scores = pck(p.person(person), t.person(person), 0.1)
+            counted = t.present[person]
+            hits += np.nan_to_num(scores.per_joint) * counted
+            counts += counted
+            if scores.count:
+                per_person.append(scores.mean)
         o = oks(p, t)
         if o.count:
             oks_sum += o.mean * o.count
@@ -72,16 +104,24 @@ def fidelity(predicted: Sequence[Pose], targets: Sequence[Pose]) -> FidelityRepo
         oks=float(oks_sum / max(oks_count, 1)),
         swap_rate=float(swapped / max(compared, 1)),
         per_joint_pck=per_joint,
+        per_person_pck=per_person,
     )
 
 
-def detect(images, detector: str) -> list[Pose]:
-    """Poses found in images (B, 3, H, W) in [-1, 1] by the 'toy' detector or 'mediapipe'."""
+def detect(images, detector: str, targets: Sequence[Pose] | None = None) -> list[Pose]:
+    """Poses found in images (B, 3, H, W) in [-1, 1] by the 'toy' detector or 'mediapipe'. With `targets`
+    (in the images' frame), an image whose target holds several people gets one detected person per target
+    person, in the target's order (see the module docstring)."""
     height, width = images.shape[-2:]
     if detector == "toy":
-        from posedraw.eval.toy_detector import detect_toy_poses, load_detector
+        from posedraw.eval.toy_detector import detect_toy_people, detect_toy_poses, load_detector
 
-        return detect_toy_poses(load_detector(), images.float().cpu(), width, height)
+        model, images = load_detector(), images.float().cpu()
+        found = detect_toy_poses(model, images, width, height)
+        for i, target in enumerate(targets or []):
+            if target.num_people > 1:
+                found[i] = detect_toy_people(model, images[i], target)
+        return found
     if detector == "mediapipe":
         from posedraw.data.images import to_image
         from posedraw.errors import DetectionError
@@ -106,4 +146,4 @@ def evaluate_pipeline(
     images = pipeline(list(poses), seeds=list(seeds), **sampling).images
     size = images.shape[-1]
     targets = [in_image_frame(p, size, images.shape[-2]) for p in poses]
-    return fidelity(detect(images, detector), targets)
+    return fidelity(detect(images, detector, targets), targets)

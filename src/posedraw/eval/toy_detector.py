@@ -136,3 +136,42 @@ def load_detector(path: Path = WEIGHTS) -> ToyPoseDetector:
 def detect_toy_poses(model: ToyPoseDetector, images: torch.Tensor, width: float, height: float) -> list[Pose]:
     """Poses of toy figures in images (B, 3, H, W) in [-1, 1], in a width x height canvas."""
     return decode(model(images), width, height)
+
+
+#: the share of the crop a person's joints span when a scene is cut into one crop per person: chosen on true
+#: renders of held-out scenes, where it gives per-person PCK@0.1 0.921 (2 figures) and 0.970 (3 figures);
+#: 0.7 gave 0.879 / 0.944 and 1.1 0.742 / 0.789
+JOINT_SPAN = 0.9
+
+
+def person_box(target: Pose, person: int) -> tuple[float, float, float]:
+    """(centre x, centre y, side) of a square around one person's present joints, framed like training."""
+    points = target.xy[person][target.present[person]]
+    low, high = points.min(axis=0), points.max(axis=0)
+    side = max(float((high - low).max()) / JOINT_SPAN, 8.0)
+    centre = (low + high) / 2
+    return float(centre[0]), float(centre[1]), side
+
+
+def crop(image: torch.Tensor, box: tuple[float, float, float]) -> torch.Tensor:
+    """A (3, 64, 64) crop of `image` (3, H, W) around box; outside the image the border colour repeats."""
+    _, height, width = image.shape
+    cx, cy, side = box
+    theta = torch.tensor([[[side / width, 0.0, 2 * cx / width - 1], [0.0, side / height, 2 * cy / height - 1]]])
+    grid = F.affine_grid(theta, [1, 3, INPUT, INPUT], align_corners=False)
+    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+
+
+@torch.no_grad()
+def detect_toy_people(model: ToyPoseDetector, image: torch.Tensor, target: Pose) -> Pose:
+    """One detected person per person of `target` (in the image's frame): each found in a crop around where
+    that person should be, so a detected person belongs to the figure at that place."""
+    _, height, width = image.shape
+    boxes = [person_box(target, p) if target.present[p].any() else (width / 2, height / 2, max(width, height))
+             for p in range(target.num_people)]  # fmt: skip
+    found = detect_toy_poses(model, torch.stack([crop(image, b) for b in boxes]), INPUT, INPUT)
+    people = []
+    for pose, (cx, cy, side) in zip(found, boxes):
+        xy = pose.xy * (side / INPUT) + np.array([cx - side / 2, cy - side / 2])
+        people.append(Pose(xy, pose.state, width, height, pose.confidence))
+    return Pose.stack(people)

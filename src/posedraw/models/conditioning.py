@@ -41,11 +41,18 @@ class PoseConditioning:
         return PoseConditioning(join([p.context for p in parts]), join([p.maps for p in parts]))
 
 
-def check_drawable(poses: Sequence[Pose]) -> None:
-    """A pose with no visible or occluded joint cannot steer a drawing: refuse it early."""
-    for i, pose in enumerate(poses):
-        if pose.num_people == 0 or not pose.present[0].any():
-            raise PoseError(f"pose {i}: expected at least one joint with a position, the pose has none")
+def people_to_draw(pose: Pose, most: int, index: int = 0, model: str = "this model") -> list[int]:
+    """The people of `pose` a body model draws, left to right: those with a body joint (a person with only
+    hands or a face gives a body model nothing). Refuses a pose with none, or with more than `most`,
+    rather than dropping anyone."""
+    drawn = [p for p in range(pose.num_people) if pose.present[p].any()]
+    if not drawn:
+        raise PoseError(f"pose {index}: expected at least one joint with a position, the pose has none")
+    if len(drawn) > most:
+        many = "one person" if most == 1 else f"at most {most} people"
+        raise PoseError(f"pose {index}: {model} draws {many}, the pose has {len(drawn)}")
+    centres = [float(np.mean(pose.xy[p, pose.present[p], 0])) for p in drawn]
+    return [p for _, p in sorted(zip(centres, drawn))]
 
 
 class PoseEncoder(ModelMixin, ConfigMixin):
@@ -81,8 +88,9 @@ class LegacyPoseEncoder(PoseEncoder):
         self.register_buffer("scale", torch.ones(()))
 
     def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor]:
-        check_drawable(poses)
-        tokens = np.stack([legacy_tokens(p.person(0))[0] for p in poses])
+        model = "the original (legacy) model"
+        people = [people_to_draw(p, 1, i, model)[0] for i, p in enumerate(poses)]
+        tokens = np.stack([legacy_tokens(p.person(person))[0] for p, person in zip(poses, people)])
         return {"tokens": torch.from_numpy(tokens)}
 
     def forward(self, tokens: torch.Tensor, latent_size: tuple[int, int] | None = None) -> PoseConditioning:
@@ -97,12 +105,22 @@ def fourier_features(xy: torch.Tensor, bands: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)
 
 
-def square_normalized(pose: Pose) -> tuple[np.ndarray, np.ndarray]:
-    """First person's joints in [0, 1] of the pose padded to a centred square (as images are), and states."""
+def square_normalized(pose: Pose, person: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One person's joints in [0, 1] of the pose padded to a centred square (as images are), and states."""
     side = max(pose.width, pose.height)
     offset = np.array([(side - pose.width) / 2, (side - pose.height) / 2])
-    xy = np.nan_to_num((pose.xy[0] + offset) / side, nan=0.0)
-    return xy.astype(np.float32), pose.state[0].astype(np.int64)
+    xy = np.nan_to_num((pose.xy[person] + offset) / side, nan=0.0)
+    return xy.astype(np.float32), pose.state[person].astype(np.int64)
+
+
+def people_slots(pose: Pose, slots: int, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, 17, 2) positions and (slots, 17) states of the people drawn, left to right; empty slots
+    hold a person with every joint absent."""
+    xy = np.zeros((slots, NUM_JOINTS, 2), dtype=np.float32)
+    state = np.zeros((slots, NUM_JOINTS), dtype=np.int64)
+    for slot, person in enumerate(people_to_draw(pose, slots, index)):
+        xy[slot], state[slot] = square_normalized(pose, person)
+    return xy, state
 
 
 def limb_maps(xy: torch.Tensor, state: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
@@ -139,6 +157,9 @@ class PlacedPoseEncoder(PoseEncoder):
     keeps its token, with the absent state and no position term.
     maps: per-joint Gaussian heatmaps (`map_kind: heatmaps`, 17 channels) or limb maps (`skeleton`, 16
     channels) at latent resolution, concatenated to the UNet input.
+    several people (`max_people` > 1): one group of 17 tokens per person, left to right, each with a learned
+    person embedding, unused groups all absent (so every pose gives the same number of tokens); the maps
+    of all people, the maximum over people.
     null pose (classifier-free guidance): a learned token sequence and all-zero maps.
     """
 
@@ -157,12 +178,15 @@ class PlacedPoseEncoder(PoseEncoder):
         map_kind: str = "heatmaps",
         sigma: float = 1.0,
         null_pose: bool = True,
+        max_people: int = 1,
     ) -> None:
         super().__init__()
         if mode not in ("tokens", "maps", "tokens+maps"):
             raise ValueError(f"mode: expected tokens, maps or tokens+maps, got {mode!r}")
         if map_kind not in ("heatmaps", "skeleton"):
             raise ValueError(f"map_kind: expected heatmaps or skeleton, got {map_kind!r}")
+        if max_people < 1:
+            raise ValueError(f"max_people: expected at least 1, got {max_people}")
         self.uses_tokens, self.uses_maps = "tokens" in mode, "maps" in mode
         # only the parameters this mode uses exist: under DDP every parameter must get a gradient each step
         if self.uses_tokens:
@@ -172,7 +196,9 @@ class PlacedPoseEncoder(PoseEncoder):
                 torch.nn.Linear(4 * bands, dim), torch.nn.SiLU(), torch.nn.Linear(dim, dim)
             )
             if null_pose:
-                self.null_context = torch.nn.Parameter(torch.randn(1, NUM_JOINTS, dim) * 0.02)
+                self.null_context = torch.nn.Parameter(torch.randn(1, max_people * NUM_JOINTS, dim) * 0.02)
+            if max_people > 1:
+                self.person = torch.nn.Embedding(max_people, dim)
         else:  # maps only: cross-attention gets one constant token, which is also the null pose's
             self.constant_context = torch.nn.Parameter(torch.randn(1, 1, dim) * 0.02)
 
@@ -187,28 +213,33 @@ class PlacedPoseEncoder(PoseEncoder):
         return NUM_JOINTS if self.config.map_kind == "heatmaps" else 16
 
     def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor]:
-        check_drawable(poses)
-        xy, state = zip(*(square_normalized(p) for p in poses))
+        """(B, max_people, 17, 2) positions and (B, max_people, 17) states."""
+        xy, state = zip(*(people_slots(p, self.config.max_people, i) for i, p in enumerate(poses)))
         return {"xy": torch.from_numpy(np.stack(xy)), "state": torch.from_numpy(np.stack(state))}
 
     def forward(
         self, xy: torch.Tensor, state: torch.Tensor, latent_size: tuple[int, int] | None = None
     ) -> PoseConditioning:
+        """xy (B, people, 17, 2) and state (B, people, 17) from `prepare` ((B, 17, ...) for one person)."""
         device = self.device
         xy, state = xy.to(device, torch.float32), state.to(device)
-        batch = xy.shape[0]
+        if xy.dim() == 3:
+            xy, state = xy[:, None], state[:, None]
+        batch, people = state.shape[:2]
         if self.uses_tokens:
             placed = (state > 0).unsqueeze(-1).to(xy.dtype)
-            context = (
-                self.joint[None] + self.state(state) + placed * self.position(fourier_features(xy, self.config.bands))
-            )
+            tokens = self.joint + self.state(state) + placed * self.position(fourier_features(xy, self.config.bands))
+            if people > 1:
+                tokens = tokens + self.person.weight[:people, None]
+            context = tokens.reshape(batch, people * NUM_JOINTS, -1)
         else:
             context = self.constant_context.expand(batch, -1, -1)
         maps = None
         if self.uses_maps:
-            size = latent_size or (self.config.latent_size, self.config.latent_size)
+            size = tuple(latent_size or (self.config.latent_size, self.config.latent_size))
             render = joint_maps if self.config.map_kind == "heatmaps" else limb_maps
-            maps = render(xy, state, tuple(size), self.config.sigma)
+            per_person = render(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma)
+            maps = per_person.unflatten(0, (batch, people)).amax(dim=1)
         return PoseConditioning(context=context, maps=maps)
 
     def null(self, batch: int, latent_size: tuple[int, int]) -> PoseConditioning:

@@ -30,7 +30,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from posedraw.devices import inference_autocast
 from posedraw.errors import ConfigError, PosedrawError
-from posedraw.models.conditioning import square_normalized
+from posedraw.models.conditioning import people_to_draw, square_normalized
 from posedraw.models.decoding import IncrementalGPT2
 from posedraw.pose import NUM_JOINTS, Pose
 
@@ -83,8 +83,8 @@ def build_transformer(config: TransformerConfig) -> GPT2LMHeadModel:
 def pose_tokens(poses: Sequence[Pose], config: TransformerConfig) -> torch.Tensor:
     """(B, 17) prefix ids: each joint's cell of the pose padded to a square (as images are), or absent."""
     rows = []
-    for pose in poses:
-        xy, state = square_normalized(pose)
+    for i, pose in enumerate(poses):
+        xy, state = square_normalized(pose, people_to_draw(pose, 1, i, "the code transformer")[0])
         cells = np.clip((xy * config.pose_grid).astype(np.int64), 0, config.pose_grid - 1)
         ids = config.num_codes + cells[:, 1] * config.pose_grid + cells[:, 0]
         rows.append(np.where(state > 0, ids, config.absent_token))

@@ -16,7 +16,7 @@ from transformers import GPT2LMHeadModel
 
 from posedraw.config import from_dict
 from posedraw.errors import CheckpointError, PosedrawError
-from posedraw.models.transformer import CodeSampler, Sampling, TransformerConfig
+from posedraw.models.transformer import CodeSampler, Sampling, TransformerConfig, pose_tokens
 from posedraw.models.vq import decode_codes, latents_from_codes, load_vq
 from posedraw.pose import Pose
 
@@ -44,6 +44,10 @@ class CodeTransformerPipeline:
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return (int(self.vq.config.vq_embed_dim), self.config.grid, self.config.grid)
+
+    def check_pose(self, pose: Pose) -> None:
+        """Raise PoseError if this model cannot draw `pose` (no body joint, more than one person)."""
+        pose_tokens([pose], self.config)
 
     def to(self, device: str | torch.device) -> CodeTransformerPipeline:
         self.vq.to(device)

@@ -57,6 +57,10 @@ class KeypointLDMPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, vq=vq, scheduler=scheduler, pose_encoder=pose_encoder)
 
+    def check_pose(self, pose: Pose) -> None:
+        """Raise PoseError if this model cannot draw `pose` (no body joint, more people than it draws)."""
+        self.pose_encoder.prepare([pose])
+
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         size = self.unet.config.sample_size

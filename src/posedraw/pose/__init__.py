@@ -3,11 +3,20 @@
 This package imports no model code; torch is imported only inside `render_heatmaps`.
 """
 
-from posedraw.pose.core import Pose
-from posedraw.pose.formats import FORMATS, ReadOptions, detect_format, dump_pose, parse_pose, read_pose, write_pose
+from posedraw.pose.core import Part, Pose
+from posedraw.pose.formats import (
+    FORMATS,
+    ReadOptions,
+    WriteOptions,
+    detect_format,
+    dump_pose,
+    parse_pose,
+    read_pose,
+    write_pose,
+)
 from posedraw.pose.metrics import JointScores, oks, pck
 from posedraw.pose.render import draw_pose, render_heatmaps, render_skeleton
-from posedraw.pose.schema import JOINTS, NUM_JOINTS, JointState
+from posedraw.pose.schema import JOINTS, NUM_JOINTS, PARTS, JointState
 from posedraw.pose.tokens import legacy_tokens, pose_from_legacy_tokens
 from posedraw.pose.transforms import crop, flip_horizontal, pad, pad_to_square, resize
 
@@ -15,10 +24,13 @@ __all__ = [
     "FORMATS",
     "JOINTS",
     "NUM_JOINTS",
+    "PARTS",
     "JointScores",
     "JointState",
+    "Part",
     "Pose",
     "ReadOptions",
+    "WriteOptions",
     "crop",
     "detect_format",
     "draw_pose",

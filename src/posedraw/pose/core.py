@@ -1,22 +1,27 @@
 """The `Pose` type: the one representation of keypoints that travels through posedraw.
 
-A Pose holds one or more people in one canvas. Coordinates are pixels of that canvas as continuous
+A Pose holds zero or more people in one canvas. Coordinates are pixels of that canvas as continuous
 values: x grows to the right, y downwards, the canvas spans [0, width] x [0, height], so the centre of
 pixel (i, j) is (i + 0.5, j + 0.5). Absent joints have no position: their coordinates are NaN.
 Coordinates outside the canvas are allowed (pose estimators produce them); transforms mark joints that
 they push out of the canvas as absent.
+
+Besides the 17 body joints, a Pose may hold optional `parts` (see `schema.PARTS`): named groups of
+extra points of every person (a file's own neck and mid-hip, feet, hands, face) with the same
+position / state / confidence rules as the body. Body-only code reads `xy` and `state` and never sees them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
 from posedraw.errors import PoseError
-from posedraw.pose.schema import NUM_JOINTS, JointState
+from posedraw.pose.schema import NUM_JOINTS, PART_SIZES, PARTS, JointState
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -24,9 +29,133 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _checked_points(
+    xy: object, state: object, confidence: object, sizes: tuple[int, ...] | None, prefix: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated read-only copies of (xy, state, confidence); absent points get NaN positions.
+
+    `sizes` are the allowed point counts (None: any); `prefix` names the group in messages.
+    """
+    state = np.array(state, dtype=np.int64, copy=True)
+    xy = np.array(xy, dtype=np.float64, copy=True)
+    if state.ndim != 2 or (sizes is not None and state.shape[1] not in sizes):
+        count = "points" if sizes is None else " or ".join(str(n) for n in sizes)
+        raise PoseError(f"{prefix}state: expected shape (people, {count}), got {state.shape}")
+    if xy.shape != (*state.shape, 2):
+        raise PoseError(f"{prefix}xy: expected shape {(*state.shape, 2)}, got {xy.shape}")
+    if not np.isin(state, [s.value for s in JointState]).all():
+        raise PoseError(f"{prefix}state: expected values 0 (absent), 1 (occluded) or 2 (visible)")
+    present = state != JointState.ABSENT
+    if not np.isfinite(xy[present]).all():
+        raise PoseError(f"{prefix}xy: coordinates of present joints must be finite numbers")
+    xy[~present] = np.nan
+    if confidence is not None:
+        confidence = np.array(confidence, dtype=np.float64, copy=True)
+        if confidence.shape != state.shape:
+            raise PoseError(f"{prefix}confidence: expected shape {state.shape}, got {confidence.shape}")
+        if not (np.isfinite(confidence).all() and (confidence >= 0).all()):
+            raise PoseError(f"{prefix}confidence: expected finite non-negative numbers")
+        confidence = _readonly(confidence)
+    return _readonly(xy), _readonly(state.astype(np.uint8)), confidence
+
+
+def _inside(xy: np.ndarray, present: np.ndarray, width: float, height: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        x, y = xy[..., 0], xy[..., 1]
+        return present & (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
+
+
+def _same_points(a: Points, b: Points, atol: float, compare_confidence: bool) -> bool:
+    if a.state.shape != b.state.shape or not np.array_equal(a.state, b.state):
+        return False
+    if not np.allclose(a.xy, b.xy, atol=atol, rtol=0, equal_nan=True):
+        return False
+    if compare_confidence and a.confidence is not None and b.confidence is not None:
+        return bool(np.allclose(a.confidence, b.confidence, atol=1e-12, rtol=0))
+    return True
+
+
+class Points:
+    """What the body and every part share: `xy` (P, K, 2), `state` (P, K) and optional `confidence` (P, K)."""
+
+    xy: np.ndarray
+    state: np.ndarray
+    confidence: np.ndarray | None
+
+    @property
+    def num_people(self) -> int:
+        return int(self.state.shape[0])
+
+    @property
+    def present(self) -> np.ndarray:
+        """(P, K) bool: the point has a position (visible or occluded)."""
+        return self.state != JointState.ABSENT
+
+    @property
+    def visible(self) -> np.ndarray:
+        return self.state == JointState.VISIBLE
+
+
 @dataclass(frozen=True, eq=False)
-class Pose:
-    """People in a canvas: `xy` (P, 17, 2) pixels, `state` (P, 17) JointState, optional `confidence`.
+class Part(Points):
+    """One optional keypoint group of every person of a Pose: `xy` (P, K, 2), `state` (P, K), `confidence`.
+
+    Which points a part holds, in which order, is `schema.PARTS[name]`; the Pose checks the count.
+    """
+
+    xy: np.ndarray
+    state: np.ndarray
+    confidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        xy, state, confidence = _checked_points(self.xy, self.state, self.confidence, None, "part ")
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "confidence", confidence)
+
+    @classmethod
+    def absent(cls, people: int, points: int) -> Part:
+        """A part whose points are all absent (a filler for people who lack it)."""
+        return cls(np.full((people, points, 2), np.nan), np.zeros((people, points), dtype=np.int64))
+
+    @property
+    def num_points(self) -> int:
+        return int(self.state.shape[1])
+
+    def replace(self, **changes: object) -> Part:
+        fields = {"xy": self.xy, "state": self.state, "confidence": self.confidence}
+        fields.update(changes)
+        return Part(**fields)  # type: ignore[arg-type]
+
+    def people(self, rows: slice) -> Part:
+        """The part of some people only."""
+        return Part(self.xy[rows], self.state[rows], None if self.confidence is None else self.confidence[rows])
+
+    def inside(self, width: float, height: float) -> np.ndarray:
+        """(P, K) bool: present and within [0, width] x [0, height]."""
+        return _inside(self.xy, self.present, width, height)
+
+
+def _checked_parts(parts: object, people: int) -> Mapping[str, Part]:
+    if not isinstance(parts, Mapping):
+        raise PoseError(f"parts: expected a mapping of part name to Part, got {type(parts).__name__}")
+    for name, part in parts.items():
+        if name not in PARTS:
+            raise PoseError(f"parts: expected part names from {', '.join(PARTS)}; unknown {name!r}")
+        if not isinstance(part, Part):
+            raise PoseError(f"parts.{name}: expected a Part, got {type(part).__name__}")
+        if part.num_points not in PART_SIZES[name]:
+            sizes = " or ".join(str(n) for n in PART_SIZES[name])
+            raise PoseError(f"parts.{name}: expected {sizes} points, got {part.num_points}")
+        if part.num_people != people:
+            raise PoseError(f"parts.{name}: expected {people} people like the body, got {part.num_people}")
+    return MappingProxyType({name: parts[name] for name in PARTS if name in parts})
+
+
+@dataclass(frozen=True, eq=False)
+class Pose(Points):
+    """People in a canvas: `xy` (P, 17, 2) pixels, `state` (P, 17) JointState, optional `confidence`,
+    and optional `parts` {name: Part} (neck / mid-hip, feet, hands, face; see `schema.PARTS`).
 
     Immutable: the arrays are private copies marked read-only; derive new poses with `replace`.
     """
@@ -36,20 +165,10 @@ class Pose:
     width: float
     height: float
     confidence: np.ndarray | None = None
+    parts: Mapping[str, Part] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        state = np.array(self.state, dtype=np.int64, copy=True)
-        xy = np.array(self.xy, dtype=np.float64, copy=True)
-        if state.ndim != 2 or state.shape[1] != NUM_JOINTS:
-            raise PoseError(f"state: expected shape (people, {NUM_JOINTS}), got {state.shape}")
-        if xy.shape != (*state.shape, 2):
-            raise PoseError(f"xy: expected shape {(*state.shape, 2)}, got {xy.shape}")
-        if not np.isin(state, [s.value for s in JointState]).all():
-            raise PoseError("state: expected values 0 (absent), 1 (occluded) or 2 (visible)")
-        present = state != JointState.ABSENT
-        if not np.isfinite(xy[present]).all():
-            raise PoseError("xy: coordinates of present joints must be finite numbers")
-        xy[~present] = np.nan
+        xy, state, confidence = _checked_points(self.xy, self.state, self.confidence, (NUM_JOINTS,), "")
         for name in ("width", "height"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
@@ -57,15 +176,14 @@ class Pose:
             if not (math.isfinite(value) and value > 0):
                 raise PoseError(f"canvas {name}: expected a positive finite number, got {value!r}")
             object.__setattr__(self, name, float(value))
-        object.__setattr__(self, "xy", _readonly(xy))
-        object.__setattr__(self, "state", _readonly(state.astype(np.uint8)))
-        if self.confidence is not None:
-            confidence = np.array(self.confidence, dtype=np.float64, copy=True)
-            if confidence.shape != state.shape:
-                raise PoseError(f"confidence: expected shape {state.shape}, got {confidence.shape}")
-            if not (np.isfinite(confidence).all() and (confidence >= 0).all()):
-                raise PoseError("confidence: expected finite non-negative numbers")
-            object.__setattr__(self, "confidence", _readonly(confidence))
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "confidence", confidence)
+        object.__setattr__(self, "parts", _checked_parts(self.parts, int(state.shape[0])))
+
+    def __reduce__(self) -> tuple[type[Pose], tuple[object, ...]]:
+        """Pickle by the constructor's arguments (the read-only parts view itself cannot be pickled)."""
+        return (Pose, (self.xy, self.state, self.width, self.height, self.confidence, dict(self.parts)))
 
     # --- construction -------------------------------------------------------------------------------
     @classmethod
@@ -76,31 +194,34 @@ class Pose:
         height: float,
         state: Sequence[int] | np.ndarray | None = None,
         confidence: Sequence[float] | np.ndarray | None = None,
+        parts: Mapping[str, Part] | None = None,
     ) -> Pose:
-        """One person; all joints visible unless `state` says otherwise."""
+        """One person; all joints visible unless `state` says otherwise. `parts` hold one person each."""
         xy_arr = np.asarray(xy, dtype=np.float64)[None]
         state_arr = np.full((1, NUM_JOINTS), JointState.VISIBLE) if state is None else np.asarray(state)[None]
         conf_arr = None if confidence is None else np.asarray(confidence, dtype=np.float64)[None]
-        return cls(xy_arr, state_arr, width, height, conf_arr)
+        return cls(xy_arr, state_arr, width, height, conf_arr, parts or {})
 
     @classmethod
     def stack(cls, poses: Sequence[Pose]) -> Pose:
-        """All people of several poses of the same canvas in one Pose."""
+        """All people of several poses of the same canvas in one Pose.
+
+        A part some poses lack is absent for their people; a 68-point face is padded with absent pupils
+        when another pose has 70.
+        """
         if not poses:
             raise PoseError("cannot stack an empty list of poses")
         canvas = poses[0].canvas
         if any(p.canvas != canvas for p in poses):
             raise PoseError("cannot stack poses with different canvases")
-        if any(p.confidence is None for p in poses) and any(p.confidence is not None for p in poses):
-            confidence = None
-        else:
-            confidence = None if poses[0].confidence is None else np.concatenate([p.confidence for p in poses])
+        names = [name for name in PARTS if any(name in p.parts for p in poses)]
         return cls(
             np.concatenate([p.xy for p in poses]),
             np.concatenate([p.state for p in poses]),
             canvas[0],
             canvas[1],
-            confidence,
+            _stacked_confidence([p.confidence for p in poses]),
+            {name: _stacked_part(name, poses) for name in names},
         )
 
     def replace(self, **changes: object) -> Pose:
@@ -111,6 +232,7 @@ class Pose:
             "width": self.width,
             "height": self.height,
             "confidence": self.confidence,
+            "parts": self.parts,
         }
         fields.update(changes)
         return Pose(**fields)  # type: ignore[arg-type]
@@ -120,42 +242,63 @@ class Pose:
     def canvas(self) -> tuple[float, float]:
         return (self.width, self.height)
 
-    @property
-    def num_people(self) -> int:
-        return int(self.state.shape[0])
-
-    @property
-    def present(self) -> np.ndarray:
-        """(P, 17) bool: the joint has a position (visible or occluded)."""
-        return self.state != JointState.ABSENT
-
-    @property
-    def visible(self) -> np.ndarray:
-        return self.state == JointState.VISIBLE
-
     def person(self, index: int) -> Pose:
-        """The pose of one person as a Pose of its own."""
+        """The pose of one person as a Pose of its own (with that person's parts)."""
         if not -self.num_people <= index < self.num_people:
             raise PoseError(f"person {index}: the pose holds {self.num_people} people")
         i = index % self.num_people
         sl = slice(i, i + 1)
         conf = None if self.confidence is None else self.confidence[sl]
-        return Pose(self.xy[sl], self.state[sl], self.width, self.height, conf)
+        parts = {name: part.people(sl) for name, part in self.parts.items()}
+        return Pose(self.xy[sl], self.state[sl], self.width, self.height, conf, parts)
 
     def inside_canvas(self) -> np.ndarray:
         """(P, 17) bool: present and within [0, width] x [0, height]."""
-        with np.errstate(invalid="ignore"):
-            x, y = self.xy[..., 0], self.xy[..., 1]
-            return self.present & (x >= 0) & (x <= self.width) & (y >= 0) & (y <= self.height)
+        return _inside(self.xy, self.present, self.width, self.height)
 
     def allclose(self, other: Pose, atol: float = 1e-6, compare_confidence: bool = True) -> bool:
-        """Same canvas, states and positions (within `atol` pixels), and confidences when both have them."""
-        if self.canvas != other.canvas or self.state.shape != other.state.shape:
+        """Same canvas, states and positions (within `atol` pixels), and confidences when both have them.
+
+        Parts compare the same way; absent points hold nothing, so a part whose points are all absent
+        equals a part that is not there, and a 70-point face with absent pupils equals the 68-point face.
+        """
+        if self.canvas != other.canvas or not _same_points(self, other, atol, compare_confidence):
             return False
-        if not np.array_equal(self.state, other.state):
-            return False
-        if not np.allclose(self.xy, other.xy, atol=atol, rtol=0, equal_nan=True):
-            return False
-        if compare_confidence and self.confidence is not None and other.confidence is not None:
-            return bool(np.allclose(self.confidence, other.confidence, atol=1e-12, rtol=0))
+        for name in set(self.parts) | set(other.parts):
+            mine, theirs = self.parts.get(name), other.parts.get(name)
+            count = max(p.num_points for p in (mine, theirs) if p is not None)
+            mine, theirs = _padded(mine, self.num_people, count), _padded(theirs, other.num_people, count)
+            if not _same_points(mine, theirs, atol, compare_confidence):
+                return False
         return True
+
+
+def _stacked_confidence(confidences: list[np.ndarray | None]) -> np.ndarray | None:
+    """Concatenated confidences, or None unless every block has them."""
+    if any(c is None for c in confidences):
+        return None
+    return np.concatenate(confidences)  # type: ignore[arg-type]
+
+
+def _stacked_part(name: str, poses: Sequence[Pose]) -> Part:
+    count = max(p.parts[name].num_points for p in poses if name in p.parts)
+    blocks = [_padded(p.parts.get(name), p.num_people, count) for p in poses]
+    holders = [block for block, p in zip(blocks, poses) if name in p.parts]
+    confidence = None
+    if all(block.confidence is not None for block in holders):
+        confidence = np.concatenate(
+            [b.confidence if b.confidence is not None else np.zeros(b.state.shape) for b in blocks]
+        )
+    return Part(np.concatenate([b.xy for b in blocks]), np.concatenate([b.state for b in blocks]), confidence)
+
+
+def _padded(part: Part | None, people: int, count: int) -> Part:
+    """The part with absent points added up to `count` (a missing part: all absent, no confidence)."""
+    if part is None:
+        return Part.absent(people, count)
+    extra = count - part.num_points
+    if extra == 0:
+        return part
+    confidence = None if part.confidence is None else np.pad(part.confidence, ((0, 0), (0, extra)))
+    xy = np.pad(part.xy, ((0, 0), (0, extra), (0, 0)), constant_values=np.nan)
+    return Part(xy, np.pad(part.state, ((0, 0), (0, extra))), confidence)

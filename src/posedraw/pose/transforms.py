@@ -2,26 +2,40 @@
 
 Pure functions Pose -> Pose. The same numbers apply to the image (see `square_padding`), so keypoints
 stay on the content. Joints that end up outside the canvas become absent: never clamped, because a
-clamped joint is a wrong joint.
+clamped joint is a wrong joint. Parts (neck / mid-hip, feet, hands, face) move with the body.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from posedraw.errors import PoseError
-from posedraw.pose.core import Pose
-from posedraw.pose.schema import FLIP_PERMUTATION, JointState
+from posedraw.pose.core import Part, Pose
+from posedraw.pose.schema import FLIP_PERMUTATION, PART_MIRROR, JointState, part_flip_permutation
 
 
 def drop_outside(pose: Pose) -> Pose:
-    """Mark joints outside [0, width] x [0, height] absent."""
-    return pose.replace(state=np.where(pose.inside_canvas(), pose.state, JointState.ABSENT))
+    """Mark joints (and part points) outside [0, width] x [0, height] absent."""
+    parts = {
+        name: part.replace(state=np.where(part.inside(pose.width, pose.height), part.state, JointState.ABSENT))
+        for name, part in pose.parts.items()
+    }
+    return pose.replace(state=np.where(pose.inside_canvas(), pose.state, JointState.ABSENT), parts=parts)
+
+
+def _moved(pose: Pose, move: Callable[[np.ndarray], np.ndarray], **changes: object) -> Pose:
+    """The pose with every position, body and parts, passed through `move`."""
+    parts = {name: part.replace(xy=move(part.xy)) for name, part in pose.parts.items()}
+    return pose.replace(xy=move(pose.xy), parts=parts, **changes)
 
 
 def _affine(pose: Pose, scale: tuple[float, float], offset: tuple[float, float], width: float, height: float) -> Pose:
-    xy = pose.xy * np.asarray(scale) + np.asarray(offset)
-    return drop_outside(pose.replace(xy=xy, width=width, height=height))
+    def move(xy: np.ndarray) -> np.ndarray:
+        return xy * np.asarray(scale) + np.asarray(offset)
+
+    return drop_outside(_moved(pose, move, width=width, height=height))
 
 
 def resize(pose: Pose, width: float, height: float) -> Pose:
@@ -56,12 +70,24 @@ def pad_to_square(pose: Pose) -> Pose:
     return pad(pose, *square_padding(pose.width, pose.height))
 
 
+def _mirrored(part: Part | Pose, permutation: np.ndarray, width: float) -> dict[str, np.ndarray | None]:
+    xy = part.xy[:, permutation].copy()
+    xy[..., 0] = width - xy[..., 0]
+    confidence = None if part.confidence is None else part.confidence[:, permutation]
+    return {"xy": xy, "state": part.state[:, permutation], "confidence": confidence}
+
+
 def flip_horizontal(pose: Pose) -> Pose:
-    """Mirror left-right: x -> width - x, and each left joint becomes the matching right joint."""
-    xy = pose.xy[:, FLIP_PERMUTATION].copy()
-    xy[..., 0] = pose.width - xy[..., 0]
-    confidence = None if pose.confidence is None else pose.confidence[:, FLIP_PERMUTATION]
-    return drop_outside(pose.replace(xy=xy, state=pose.state[:, FLIP_PERMUTATION], confidence=confidence))
+    """Mirror left-right: x -> width - x, and each left joint becomes the matching right joint.
+
+    The left hand becomes the right hand, left and right foot points swap, and the face's landmarks trade
+    places with their mirror twins (jaw reversed, eyes, brows and lips swapped, pupils swapped).
+    """
+    parts = {
+        PART_MIRROR.get(name, name): Part(**_mirrored(part, part_flip_permutation(name, part.num_points), pose.width))
+        for name, part in pose.parts.items()
+    }
+    return drop_outside(pose.replace(**_mirrored(pose, FLIP_PERMUTATION, pose.width), parts=parts))
 
 
 def _check_size(width: float, height: float) -> None:

@@ -39,6 +39,7 @@ class PoseConfig:
     sigma: float = 1.0
     bands: int = 8
     dropout: float = 0.1  # probability of training a sample with the null pose (for guidance)
+    max_people: int = 1  # people one pose may hold (token groups; the maps hold everyone)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def make_pose_encoder(config: LDMRunConfig) -> PoseEncoder:
         map_kind=config.pose.map_kind,
         sigma=config.pose.sigma,
         null_pose=config.pose.dropout > 0,
+        max_people=config.pose.max_people,
     )
 
 

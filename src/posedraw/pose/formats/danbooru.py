@@ -3,7 +3,7 @@
 The first value is the vertical coordinate (growing downwards), the second the horizontal one; joint
 names are `eye_left`-style. No visibility or confidence is stored: every listed joint is visible, a
 joint that is not listed is absent. The canvas is always 512 x 512; writing needs a square pose, which
-is scaled to it.
+is scaled to it. Nothing else of a pose (parts, occluded states, confidences) fits in the format.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from posedraw.pose.core import Pose
-from posedraw.pose.formats.fields import ReadOptions, as_dict, fail, numbers
+from posedraw.pose.formats import keypoints
+from posedraw.pose.formats.fields import ReadOptions, WriteOptions, as_dict, fail, numbers
 from posedraw.pose.schema import JOINTS, NUM_JOINTS, JointState
 
 CANVAS = 512.0
@@ -35,7 +36,7 @@ def looks_like(doc: Any) -> bool:
     return isinstance(doc, dict) and bool(doc) and any(k in _INDEX for k in doc)
 
 
-def read(doc: Any, options: ReadOptions) -> Pose:
+def read(doc: Any, options: ReadOptions, notes: list[str]) -> Pose:
     doc = as_dict(doc, "document")
     if not doc:
         raise fail("document", "at least one joint, as {joint_name: [row, col]}", doc)
@@ -50,7 +51,7 @@ def read(doc: Any, options: ReadOptions) -> Pose:
     return Pose(xy, state, CANVAS, CANVAS)
 
 
-def write(pose: Pose) -> dict[str, Any]:
+def write(pose: Pose, options: WriteOptions) -> dict[str, Any]:
     if pose.num_people != 1:
         raise fail("pose", f"exactly one person for the danbooru format, found {pose.num_people}", show_got=False)
     if pose.width != pose.height:
@@ -68,3 +69,7 @@ def write(pose: Pose) -> dict[str, Any]:
         for j in range(NUM_JOINTS)
         if pose.present[0, j]
     }
+
+
+def left_out(pose: Pose, options: WriteOptions) -> list[str]:
+    return keypoints.left_out(pose, set(), {"occluded states": "written as visible"})

@@ -23,11 +23,25 @@ class ReadOptions:
         canvas stored in the file.
     coordinates: 'pixels' or 'normalized' (0..1 of the canvas) when the document is ambiguous.
     image_id: which image of a COCO file holding several.
+    frame: which frame of a ComfyUI POSE_KEYPOINT list (a JSON list of OpenPose documents); None reads the
+        first and, when there are more, says so in a note.
     """
 
     canvas: tuple[float, float] | None = None
     coordinates: Coordinates | None = None
     image_id: int | str | None = None
+    frame: int | None = None
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Choices a writer offers.
+
+    keep_confidence: OpenPose writers store each joint's own confidence instead of 1.0. ControlNet drops
+        every keypoint whose confidence is below 1.0, so such files draw incompletely there.
+    """
+
+    keep_confidence: bool = False
 
 
 def fail(where: str, expected: str, got: Any = None, show_got: bool = True) -> PoseFormatError:
