@@ -193,15 +193,15 @@ def draw(model_dir: Path, device: str, count: int, steps: int) -> dict:
 
 
 def sample_codes(model_dir: Path, device: str) -> dict:
-    from posedraw.models.transformer import Sampling
-    from posedraw.pipelines.code_transformer import load_code_pipeline
+    from posedraw.pipelines import load_pipeline
     from posedraw.pose import read_pose
 
-    pipeline = load_code_pipeline(model_dir, device)
+    pipeline = load_pipeline(model_dir, device)
+    pipeline.set_progress_bar_config(disable=True)
     pose = read_pose(REPO / "examples" / "poses" / "standing.json")
-    pipeline([pose], [0], Sampling(top_k=100), progress=False)  # warm-up
+    pipeline([pose], seeds=[0], top_k=100)  # warm-up
     started = time.perf_counter()
-    out = pipeline([pose, pose], [1, 2], Sampling(top_k=100, guidance=2.0), progress=False)
+    out = pipeline([pose, pose], seeds=[1, 2], top_k=100, guidance=2.0)
     _sync(device)
     seconds = time.perf_counter() - started
     tokens = 2 * out.codes[0].numel()

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
+from common import publish
 
 from posedraw.builtin import builtin_model
 from posedraw.data.toy import make_toy_scene
@@ -61,23 +60,18 @@ def main() -> None:
                 "seconds_per_image": round(seconds / len(poses), 3),
             }  # fmt: skip
             print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
-    report = {
-        "bench": "scenes",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "command": " ".join(["python", "bench/scenes.py", *sys.argv[1:]]),
-        "model": str(args.model) if args.model else "built-in (src/posedraw/builtin/toy-figures)",
-        "held_out_scenes_per_size": args.poses,
-        "sampler": "dpm++",
-        "steps": args.steps,
-        "detector": "toy (one crop per person)",
-        "results": results,
-    }
-    print(json.dumps(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    publish(
+        "scenes",
+        {
+            "model": str(args.model) if args.model else "built-in (src/posedraw/builtin/toy-figures)",
+            "held_out_scenes_per_size": args.poses,
+            "sampler": "dpm++",
+            "steps": args.steps,
+            "detector": "toy (one crop per person)",
+            "results": results,
+        },
+        args.json,
+    )
 
 
 if __name__ == "__main__":

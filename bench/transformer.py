@@ -24,7 +24,7 @@ import yaml
 
 from posedraw.config import from_dict
 from posedraw.data.poses import sample_pose
-from posedraw.models.transformer import CodeSampler, TransformerConfig, build_transformer
+from posedraw.models.transformer import CodeSampler, TransformerConfig, build_transformer, pose_encoder_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def model_config(name: str) -> TransformerConfig:
 
 def timed(sampler: CodeSampler, poses, use_cache: bool) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
-    codes = sampler(poses, list(range(len(poses))), use_cache=use_cache)
+    codes, _ = sampler(poses, list(range(len(poses))), use_cache=use_cache)
     return time.perf_counter() - start, codes
 
 
@@ -46,7 +46,7 @@ def measure(name: str, batch: int, repeats: int) -> dict:
 
     config = model_config(name)
     torch.manual_seed(0)
-    sampler = CodeSampler(build_transformer(config), config)
+    sampler = CodeSampler(build_transformer(config), pose_encoder_for(config, null_pose=True))
     poses = [sample_pose(np.random.default_rng(i), 64).label for i in range(batch)]
     timed(sampler, poses, True)  # warm-up
     cached_runs, uncached_runs = [], []

@@ -12,7 +12,7 @@ from posedraw.data.images import to_tensor
 from posedraw.data.toy import make_toy_sample
 from posedraw.eval.fidelity import detect, fidelity, swaps
 from posedraw.eval.toy_detector import detect_toy_poses, load_detector
-from posedraw.pipelines.generate import METADATA_KEY, Job, SamplingOptions, metadata
+from posedraw.pipelines.generate import METADATA_KEY, Job, metadata
 from posedraw.pose import JOINTS, Pose
 
 from .cli_helpers import run_cli
@@ -62,7 +62,7 @@ def test_eval_pose_command_reads_the_pose_from_png_metadata(tmp_path, capsys):
         sample = make_toy_sample(HELD_OUT + 100 + i, 64)
         info = PngInfo()
         info.add_text(
-            METADATA_KEY, json.dumps(metadata(Job(sample.pose, f"p{i}", i), SamplingOptions("dpm++", 20), "m"))
+            METADATA_KEY, json.dumps(metadata(Job(sample.pose, f"p{i}", i), {"sampler": "dpm++", "steps": 20}, "m"))
         )
         path = tmp_path / f"p{i}.png"
         sample.image.save(path, pnginfo=info)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from posedraw.data.order import reader_plan
-from posedraw.pipelines.code_transformer import load_code_pipeline
+from posedraw.pipelines import load_pipeline
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 from posedraw.pose import read_pose
 
@@ -91,8 +91,8 @@ def test_transformer_on_two_processes_from_a_one_shard_cache(tmp_path):
     assert "step 4/4 (100%)" in result.stderr  # progress lines when not on a terminal
     digests = _ranks_agree(out)
     assert digests[0] == digests[1]
-    pipeline = load_code_pipeline(out / "model", "cpu")
-    out_images = pipeline([read_pose(POSE)], [0], progress=False)
+    pipeline = load_pipeline(out / "model", "cpu")
+    out_images = pipeline([read_pose(POSE)], seeds=[0])
     assert out_images.images.shape == (1, 3, 32, 32)
 
 

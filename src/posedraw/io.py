@@ -35,6 +35,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def check_writable_file(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder in its place, or no
+    writable folder to put it in (its nearest existing parent). Creates nothing."""
+    from posedraw.errors import PosedrawError
+
+    target = Path(path)
+    if target.is_dir():
+        raise PosedrawError(f"{target}: is a folder; expected a file name to write")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise PosedrawError(f"{target}: cannot be written ({parent} is not a writable folder)")
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

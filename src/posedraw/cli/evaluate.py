@@ -45,3 +45,41 @@ def pose_fidelity(
     )
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(report.as_dict(), indent=1) + "\n")
+
+
+@app.command("attributes")
+def attribute_fidelity(
+    images: Annotated[list[Path], typer.Argument(help="PNGs made by posedraw generate --prompt (they carry it).")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
+) -> None:
+    """Prompt fidelity on toy figures: the share of images drawn with the hair colour, hair length, outfit
+    and outfit colour their prompt names (read back by the toy attribute classifier).
+
+    Example: posedraw eval attributes out/*.png
+    """
+    import torch
+    from PIL import Image
+
+    from posedraw.data.images import to_tensor
+    from posedraw.errors import PosedrawError
+    from posedraw.eval.attributes import attribute_accuracy, classify, load_classifier
+    from posedraw.io import write_text_atomic
+    from posedraw.pipelines.generate import read_png_metadata
+
+    prompts, tensors = [], []
+    for path in images:
+        job, options, _ = read_png_metadata(path)
+        prompt = options.get("prompt") or ""
+        if job.pose.num_people > 1:
+            people = job.pose.num_people
+            raise PosedrawError(f"{path}: the attribute classifier reads single figures; this image has {people}")
+        with Image.open(path) as image:
+            tensors.append(to_tensor(image.convert("RGB")))
+        prompts.append(prompt)
+    report = attribute_accuracy(classify(load_classifier(), torch.stack(tensors)), prompts)
+    if not report.counts:
+        raise PosedrawError("no image's prompt names a toy attribute (e.g. red_hair, long_hair, blue_dress)")
+    parts = ", ".join(f"{name} {report.accuracy[name]:.3f} of {count}" for name, count in report.counts.items())
+    typer.echo(f"{len(images)} images: attribute accuracy {report.mean:.3f} ({parts})")
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps({"images": len(images), **report.as_dict()}, indent=1) + "\n")

@@ -26,26 +26,40 @@ def _pose_files(poses: list[Path], pose_dir: Path | None) -> list[Path]:
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (and latents, grids, progress rows).")],
     model: Annotated[
-        Path | None, typer.Option("--model", help="Pipeline folder (from convert ldm or train ldm).")
+        str | None,
+        typer.Option(
+            "--model", help="Model folder (convert ldm, train ldm, train transformer), or builtin:transformer."
+        ),
     ] = None,
     pose: Annotated[list[Path] | None, typer.Option("--pose", help="Pose file in any format; repeat for more.")] = None,
     pose_dir: Annotated[Path | None, typer.Option("--pose-dir", help="Every *.json pose file of a folder.")] = None,
     num: Annotated[int, typer.Option("--num", min=1, help="Images per pose (seeds SEED, SEED+1, ...).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
     sampler: Annotated[
-        str, typer.Option("--sampler", help="Diffusion: ddim, plms, ddpm, dpm++, unipc or euler.")
-    ] = "dpm++",
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Diffusion sampling steps.")] = 20,
-    eta: Annotated[float, typer.Option("--eta", min=0.0, help="DDIM eta (0 = deterministic).")] = 0.0,
-    guidance: Annotated[float, typer.Option("--guidance", help="Pose guidance scale (1 = off).")] = 1.0,
-    temperature: Annotated[float, typer.Option("--temperature", help="Transformer models: softmax temperature.")] = 1.0,
-    top_k: Annotated[
-        int | None, typer.Option("--top-k", min=1, help="Transformer models: keep the k likeliest.")
+        str | None, typer.Option("--sampler", help="Diffusion: ddim, plms, ddpm, dpm++ (default), unipc or euler.")
     ] = None,
-    top_p: Annotated[float | None, typer.Option("--top-p", help="Transformer models: nucleus mass in (0, 1].")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Diffusion sampling steps (default 20).")] = None,
+    eta: Annotated[float | None, typer.Option("--eta", help="DDIM eta (0 = deterministic, the default).")] = None,
+    guidance: Annotated[float | None, typer.Option("--guidance", help="Pose guidance scale (1 = off).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Transformer: softmax temperature (default 1).")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Transformer: keep the k likeliest.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Transformer: nucleus mass in (0, 1].")] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help='What to draw, e.g. "red hair, blue dress" (models with text).')
+    ] = None,
+    negative_prompt: Annotated[
+        str | None, typer.Option("--negative-prompt", help="What not to draw (models with text).")
+    ] = None,
+    text_guidance: Annotated[
+        float | None, typer.Option("--text-guidance", help="Text guidance scale (1 = off; models with text).")
+    ] = None,
     latents: Annotated[Path | None, typer.Option("--latents", help="Start latents .npy: (C,h,w) or (N,C,h,w).")] = None,
     save_latent: Annotated[bool, typer.Option("--save-latent", help="Write the final VQ latent .npy.")] = False,
-    progress_row: Annotated[bool, typer.Option("--progress-row", help="Write x0 predictions left to right.")] = False,
+    progress_row: Annotated[
+        bool, typer.Option("--progress-row", help="Write the drawing as it forms, left to right.")
+    ] = False,
     grid: Annotated[bool, typer.Option("--grid", help="Write pose | sample side by side.")] = False,
     from_png: Annotated[Path | None, typer.Option("--from-png", help="Redo a PNG made by generate.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per network batch.")] = 4,
@@ -69,41 +83,37 @@ def generate(
     """
     from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
-    from posedraw.pipelines.generate import Job, Outputs, SamplingOptions, load_pipeline, load_start_latents, run_jobs
+    from posedraw.pipelines import load_pipeline
+    from posedraw.pipelines.generate import Job, Outputs, load_start_latents, run_jobs
     from posedraw.pose import read_pose
 
+    given = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance, "temperature": temperature,
+             "top_k": top_k, "top_p": top_p, "prompt": prompt or None, "negative_prompt": negative_prompt or None,
+             "text_guidance": text_guidance}  # fmt: skip
+    options = {name: value for name, value in given.items() if value is not None}  # an empty prompt is none
+    notes: list[str] = []
     if from_png is not None:
         from posedraw.pipelines.generate import read_png_metadata
 
-        job, sampling, recorded_model = read_png_metadata(from_png)
-        jobs, model = [job], model or Path(recorded_model)
+        job, recorded, recorded_model = read_png_metadata(from_png)
+        jobs, model, poses = [job], model or recorded_model, {from_png: job.pose}
     else:
         files = _pose_files(pose or [], pose_dir)
         if not files:
             raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")
-        options, notes = read_options(canvas, coords, image_id, frame), []
-        poses = {f: read_pose(f, options=options, notes=notes) for f in files}
-        print_notes(notes)
+        read = read_options(canvas, coords, image_id, frame)
+        poses = {f: read_pose(f, options=read, notes=notes) for f in files}
         jobs = [Job(poses[f], f.stem, seed + k) for f in files for k in range(num)]
-        sampling = SamplingOptions(sampler, steps, eta, guidance, temperature, top_k, top_p)
-    if model is None:
-        from posedraw.builtin import builtin_model
-
-        model = builtin_model()
-    pipeline = load_pipeline(model, resolve_device(device))
-    if from_png is None:
-        _check_drawable(pipeline, poses)
+    pipeline = load_pipeline(model, resolve_device(device), notes)
+    print_notes(notes)
+    if from_png is not None:  # the recipe, less options of earlier versions this model does not take
+        options = {**{k: v for k, v in recorded.items() if k in pipeline.options}, **options}
+    pipeline.check_options({**options, **({"latents": latents} if latents is not None else {})})
+    _check_drawable(pipeline, poses)
+    _warn_unknown_words(pipeline, [options.get("prompt", ""), options.get("negative_prompt", "")])
     start = None if latents is None else load_start_latents(latents, len(jobs), pipeline.latent_shape)
-    written = run_jobs(
-        pipeline,
-        jobs,
-        sampling,
-        str(model),
-        out,
-        Outputs(save_latent or bool(tune_prompt), grid, progress_row),
-        batch_size,
-        start,
-    )
+    extras = Outputs(save_latent or bool(tune_prompt), grid, progress_row)
+    written = run_jobs(pipeline, jobs, options, model or "builtin", out, extras, batch_size, start)
     for path in written:
         typer.echo(f"wrote {path}")
     if tune_prompt:
@@ -119,6 +129,13 @@ def _check_drawable(pipeline, poses: dict) -> None:
             pipeline.check_pose(pose)
         except PoseError as exc:
             raise PoseError(f"{path}: {str(exc).removeprefix('pose 0: ')}") from None
+
+
+def _warn_unknown_words(pipeline, prompts: list[str]) -> None:
+    """One warning line for the words of the prompts the model does not know (they are ignored)."""
+    unknown = pipeline.unknown_prompt_words([p for p in prompts if p])
+    if unknown:
+        typer.echo(f"warning: tags this model does not know, ignored: {', '.join(unknown)}", err=True)
 
 
 def _tune_written(pipeline, written: list[Path], prompts: list[str], steps: int, spec, out: Path) -> None:

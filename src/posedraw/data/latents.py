@@ -166,7 +166,27 @@ class CachedSample:
         array = np.load(io.BytesIO(raw[f"{self.kind}.npy"]))[int(flipped)]
         pose = parse_pose(json.loads(raw["pose_flip.json" if flipped else "pose.json"]), "posedraw")
         value = torch.from_numpy(array.astype(np.float32 if self.kind == "latent" else np.int64))
-        return {"key": raw["__key__"], self.kind: value, "pose": pose, "flipped": flipped}
+        return {"key": raw["__key__"], self.kind: value, "pose": pose, "flipped": flipped, "tags": sample_tags(raw)}
+
+
+def sample_tags(raw: dict[str, Any]) -> list[str]:
+    """The tags of a cached sample (its metadata's `tags`, or a Danbooru `tag_string`); none if it has none."""
+    try:
+        meta = json.loads(raw["json"]) if "json" in raw else {}
+    except ValueError:
+        return []
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    if isinstance(tags, list):
+        return [str(t) for t in tags]
+    if isinstance(meta, dict) and isinstance(meta.get("tag_string"), str):
+        return meta["tag_string"].split()
+    return []
+
+
+def cache_tags(cache: str | Path, kind: str = "latent") -> list[list[str]]:
+    """Every cached sample's tags, in stored order (to build a tag vocabulary)."""
+    source = cache_source(cache, kind)
+    return [sample_tags(raw) for shard in range(len(source.counts)) for raw in source.read(shard)]
 
 
 def cache_stream(
@@ -193,7 +213,11 @@ def collate_cached(samples: list[dict[str, Any]]) -> dict[str, Any]:
         kind: torch.stack([s[kind] for s in samples]),
         "pose": [s["pose"] for s in samples],
         "key": [s["key"] for s in samples],
+        "tags": [s.get("tags", []) for s in samples],
     }
 
 
-__all__ = ["CachedSample", "cache_dataset", "cache_source", "cache_stream", "collate_cached", "read_cache"]
+__all__ = [
+    "CachedSample", "cache_dataset", "cache_source", "cache_stream", "cache_tags", "collate_cached", "read_cache",
+    "sample_tags",
+]  # fmt: skip

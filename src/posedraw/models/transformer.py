@@ -1,4 +1,5 @@
-"""The pose-conditioned code transformer: GPT-2 (transformers) over a VQ code grid with a pose prefix.
+"""The pose-conditioned code transformer: GPT-2 (transformers) over a VQ code grid with a pose prefix and,
+in models trained with them, pose maps added along the codes (models/code_conditioning.py).
 
 Sequence: 17 pose tokens, then the h*w code indices in raster order. Vocabulary, one embedding table in
 two separate ranges (the codes never share ids with the pose, unlike the original taming set-up):
@@ -11,7 +12,7 @@ Only code logits are ever used: training takes cross-entropy over the code range
 draws a pose id.
 
 Sampling feeds the prefix once and then one token at a time through `IncrementalGPT2`
-(models/decoding.py: the same GPT-2 weights with a preallocated KV cache, because transformers' own
+(models/incremental_gpt2.py: the same GPT-2 weights with a preallocated KV cache, because transformers' own
 cached forward is dominated by Python overhead at small sizes), so neither the prefix nor earlier codes
 are recomputed; `use_cache=False` runs transformers' full forward over the whole sequence
 every step (the reference the cache is checked against). Each image draws from its own seeded
@@ -23,15 +24,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 from rich.progress import track
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from posedraw.devices import inference_autocast
 from posedraw.errors import ConfigError, PosedrawError
-from posedraw.models.conditioning import people_to_draw, square_normalized
-from posedraw.models.decoding import IncrementalGPT2
+from posedraw.models.code_conditioning import CodePoseEncoder, input_embeddings
+from posedraw.models.incremental_gpt2 import IncrementalGPT2
 from posedraw.pose import NUM_JOINTS, Pose
 
 
@@ -44,6 +45,7 @@ class TransformerConfig:
     heads: int = 8
     width: int = 512
     dropout: float = 0.0
+    pose_maps: bool = False  # pose maps added along the codes (models/code_conditioning.py)
 
     @property
     def num_positions(self) -> int:
@@ -80,19 +82,12 @@ def build_transformer(config: TransformerConfig) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config.gpt2())
 
 
-def pose_tokens(poses: Sequence[Pose], config: TransformerConfig) -> torch.Tensor:
-    """(B, 17) prefix ids: each joint's cell of the pose padded to a square (as images are), or absent."""
-    rows = []
-    for i, pose in enumerate(poses):
-        xy, state = square_normalized(pose, people_to_draw(pose, 1, i, "the code transformer")[0])
-        cells = np.clip((xy * config.pose_grid).astype(np.int64), 0, config.pose_grid - 1)
-        ids = config.num_codes + cells[:, 1] * config.pose_grid + cells[:, 0]
-        rows.append(np.where(state > 0, ids, config.absent_token))
-    return torch.from_numpy(np.stack(rows))
-
-
-def null_tokens(batch: int, config: TransformerConfig) -> torch.Tensor:
-    return torch.full((batch, NUM_JOINTS), config.null_token, dtype=torch.long)
+def pose_encoder_for(config: TransformerConfig, null_pose: bool) -> CodePoseEncoder:
+    """The pose encoder of a transformer of `config` (trained with pose dropout: `null_pose`)."""
+    return CodePoseEncoder(
+        num_codes=config.num_codes, grid=config.grid, pose_grid=config.pose_grid, width=config.width,
+        maps=config.pose_maps, null_pose=null_pose,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,15 +121,26 @@ def filter_logits(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
 
 
 class CodeSampler:
-    """Draws code grids for poses from a trained GPT-2 (see the module doc)."""
+    """Draws code grids for poses from a trained GPT-2 and its pose encoder (see the module doc)."""
 
-    def __init__(self, model: GPT2LMHeadModel, config: TransformerConfig) -> None:
-        self.model, self.config = model.eval(), config
+    def __init__(self, model: GPT2LMHeadModel, encoder: CodePoseEncoder) -> None:
+        self.model, self.encoder = model.eval(), encoder.eval()
+        grid = encoder.config.grid
+        self.codes, self.length, self.num_codes = grid * grid, NUM_JOINTS + grid * grid, encoder.config.num_codes
 
-    def _recomputed(self, sequence: torch.Tensor) -> torch.Tensor:
+    def _recomputed(self, sequence: torch.Tensor, pose_maps: torch.Tensor | None) -> torch.Tensor:
         """Last position's code logits from the whole sequence, without any cache (the reference)."""
-        logits = self.model(input_ids=sequence, use_cache=False, logits_to_keep=1).logits
-        return logits[:, -1, : self.config.num_codes].float()
+        embeds = input_embeddings(self.model, sequence, pose_maps)
+        logits = self.model(inputs_embeds=embeds, use_cache=False, logits_to_keep=1).logits
+        return logits[:, -1, : self.num_codes].float()
+
+    def _conditioning(self, poses: Sequence[Pose], guided: bool, device: torch.device):
+        """Prefix ids and projected pose maps, [null | pose] when guided."""
+        prefix, maps = self.encoder.prefix(poses), self.encoder.maps(poses)
+        if guided:
+            prefix = torch.cat([self.encoder.null_prefix(len(poses)), prefix])
+            maps = None if maps is None else torch.cat([self.encoder.null_maps(len(poses)), maps])
+        return prefix.to(device), None if maps is None else self.encoder(maps)
 
     @torch.no_grad()
     def __call__(
@@ -144,40 +150,57 @@ class CodeSampler:
         sampling: Sampling | None = None,
         use_cache: bool = True,
         progress: bool = False,
-    ) -> torch.Tensor:
-        """(B, grid, grid) code indices, one grid per (pose, seed)."""
+        every: int | None = None,
+    ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
+        """(B, grid, grid) code indices, one grid per (pose, seed), and with `every` the codes drawn so far
+        every `every` codes: [(count, (B, count) codes), ...]."""
         sampling = sampling or Sampling()
         sampling.check()
+        self.encoder.check_guidance(sampling.guidance)
         if len(seeds) != len(poses):
             raise PosedrawError(f"seeds: expected one per pose ({len(poses)}), got {len(seeds)}")
         device = next(self.model.parameters()).device
         guided = sampling.guidance != 1.0
-        prefix = pose_tokens(poses, self.config)
-        if guided:
-            prefix = torch.cat([prefix, null_tokens(len(poses), self.config)])
+        prefix, pose_maps = self._conditioning(poses, guided, device)
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        decoder = IncrementalGPT2(self.model, self.config.num_positions, self.config.num_codes) if use_cache else None
-        sequence = step_input = prefix.to(device)
-        codes = []
-        steps = track(range(self.config.grid**2), "sampling codes", disable=not progress, transient=True)
+        decoder = IncrementalGPT2(self.model, self.length, self.num_codes) if use_cache else None
+        sequence = step_input = prefix
+        codes, partial = [], []
+        steps = track(range(self.codes), "sampling codes", disable=not progress, transient=True)
         with inference_autocast(device):
-            for _ in steps:
-                logits = decoder.logits(step_input) if decoder is not None else self._recomputed(sequence)
+            for k in steps:
+                if decoder is None:
+                    logits = self._recomputed(sequence, pose_maps)
+                else:
+                    logits = decoder.logits(step_input, _added(pose_maps, k, step_input.shape[1]))
                 drawn = self._draw(logits, sampling, generators).to(device)
                 codes.append(drawn)
                 step_input = torch.cat([drawn, drawn]) if guided else drawn
                 if decoder is None:
                     sequence = torch.cat([sequence, step_input], dim=1)
-        return torch.cat(codes, dim=1).view(len(poses), self.config.grid, self.config.grid)
+                if every and ((k + 1) % every == 0 or k + 1 == self.codes):
+                    partial.append((k + 1, torch.cat(codes, dim=1)))
+        grid = self.encoder.config.grid
+        return torch.cat(codes, dim=1).view(len(poses), grid, grid), partial
 
     @staticmethod
     def _draw(logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator]) -> torch.Tensor:
         """(B, 1) codes, each row from its own generator on the CPU so seeds agree across devices."""
-        if sampling.guidance != 1.0:
-            conditional, unconditional = logits.chunk(2)
+        if sampling.guidance != 1.0:  # one batch: [null pose | pose]
+            unconditional, conditional = logits.chunk(2)
             logits = unconditional + sampling.guidance * (conditional - unconditional)
         probs = filter_logits(logits, sampling).softmax(-1).cpu()
         return torch.stack([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators, strict=True)])
 
 
-__all__ = ["CodeSampler", "Sampling", "TransformerConfig", "build_transformer", "filter_logits", "pose_tokens"]
+def _added(pose_maps: torch.Tensor | None, step: int, fed: int) -> torch.Tensor | None:
+    """The pose-map vectors to add to the `fed` tokens of sampling step `step`: the prefix (step 0) gets the
+    first code's maps on its last token; later steps feed one code and get the next code's maps."""
+    if pose_maps is None:
+        return None
+    if step == 0:
+        return F.pad(pose_maps[:, :1], (0, 0, fed - 1, 0))
+    return pose_maps[:, step : step + 1]
+
+
+__all__ = ["CodeSampler", "Sampling", "TransformerConfig", "build_transformer", "filter_logits", "pose_encoder_for"]

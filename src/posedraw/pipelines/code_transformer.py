@@ -1,93 +1,125 @@
-"""Drawing with the code transformer: poses -> code grids (KV-cached sampling) -> VQ decoder -> images.
+"""`CodeTransformerPipeline`: poses in, drawings out, by a GPT-2 over VQ codes.
 
-A model folder made by `posedraw train transformer` holds `vq/`, `transformer/` (GPT-2) and
-`posedraw.json` with kind "transformer"; `load_code_pipeline` reads it.
+A diffusers DiffusionPipeline of three components: `transformer` (transformers' GPT2LMHeadModel), `vq`
+(VQModel) and `pose_encoder` (models/code_conditioning.py: the pose prefix and pose maps). Saved and
+loaded with `save_pretrained` / `from_pretrained` and `model_index.json`, like the diffusion pipeline, and
+called the same way: `pipe(poses, seeds=..., temperature=..., top_k=..., top_p=..., guidance=...)`
+returning a `Drawing` with the code grids. Intermediates are the partial code grids, decoded every k codes
+with the codes not drawn yet shown as code 0.
+
+Folders written by earlier versions (`vq/`, `transformer/`, `posedraw.json` of kind "transformer", no
+`model_index.json`) load with `from_folder_of_earlier_version`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
+from diffusers import VQModel
 from transformers import GPT2LMHeadModel
 
 from posedraw.config import from_dict
-from posedraw.errors import CheckpointError, PosedrawError
-from posedraw.models.transformer import CodeSampler, Sampling, TransformerConfig, pose_tokens
+from posedraw.errors import CheckpointError
+from posedraw.models.code_conditioning import CodePoseEncoder
+from posedraw.models.transformer import CodeSampler, Sampling, TransformerConfig, pose_encoder_for
 from posedraw.models.vq import decode_codes, latents_from_codes, load_vq
+from posedraw.pipelines.drawing import Drawing, DrawingPipeline, Option, at_least, check_seeds
 from posedraw.pose import Pose
 
-KIND = "transformer"
+#: the `kind` in posedraw.json of model folders of earlier versions
+EARLIER_KIND = "transformer"
 
 
-@dataclass
-class CodeOutput:
-    images: torch.Tensor  # (B, 3, H, W) in about [-1, 1]
-    codes: torch.Tensor  # (B, h, w) code indices
-    vq_latents: torch.Tensor  # (B, C, h, w) the codes' codebook vectors (CLIP tuning starts here)
-    intermediates: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # none: codes come in raster order
+def _probability(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
 
 
-class CodeTransformerPipeline:
-    def __init__(self, vq, model: GPT2LMHeadModel, config: TransformerConfig, pose_dropout: float = 0.0) -> None:
-        self.vq, self.model, self.config = vq, model.eval(), config
-        self.pose_dropout = pose_dropout  # > 0: trained with the null pose, so guidance has a meaning
-        self.sampler = CodeSampler(model, config)
+class CodeTransformerPipeline(DrawingPipeline):
+    KIND = "transformer"
+    OPTIONS = MappingProxyType({
+        "temperature": Option("--temperature", 1.0, "a number > 0", lambda v: at_least(0)(v) and v > 0),
+        "top_k": Option("--top-k", None, "an integer >= 1", at_least(1, integer=True)),
+        "top_p": Option("--top-p", None, "a number in (0, 1]", _probability),
+        "guidance": Option("--guidance", 1.0, "a number >= 0 (1 = off)", at_least(0)),
+        "progress_row": Option("--progress-row", False, "true or false", lambda v: isinstance(v, bool)),
+    })  # fmt: skip
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def __init__(self, transformer: GPT2LMHeadModel, vq: VQModel, pose_encoder: CodePoseEncoder) -> None:
+        super().__init__()
+        self.register_modules(transformer=transformer, vq=vq, pose_encoder=pose_encoder)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        return (int(self.vq.config.vq_embed_dim), self.config.grid, self.config.grid)
+        grid = self.pose_encoder.config.grid
+        return (int(self.vq.config.vq_embed_dim), grid, grid)
 
     def check_pose(self, pose: Pose) -> None:
         """Raise PoseError if this model cannot draw `pose` (no body joint, more than one person)."""
-        pose_tokens([pose], self.config)
-
-    def to(self, device: str | torch.device) -> CodeTransformerPipeline:
-        self.vq.to(device)
-        self.model.to(device)
-        return self
+        self.pose_encoder.check([pose])
 
     @torch.no_grad()
     def __call__(
         self,
         poses: Sequence[Pose],
-        seeds: Sequence[int],
-        sampling: Sampling | None = None,
+        seeds: Sequence[int] | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        guidance: float = 1.0,
+        codes_every: int | None = None,
+        progress_row: bool = False,
         use_cache: bool = True,
-        progress: bool = True,
-    ) -> CodeOutput:
-        sampling = sampling or Sampling()
-        if sampling.guidance != 1.0 and self.pose_dropout <= 0:
-            raise PosedrawError("--guidance: this transformer was trained without pose dropout (no null pose); use 1")
-        codes = self.sampler(poses, seeds, sampling, use_cache=use_cache, progress=progress)
-        return CodeOutput(decode_codes(self.vq, codes).float(), codes, latents_from_codes(self.vq, codes).float())
+    ) -> Drawing:
+        """Draw one code grid per (pose, seed) and decode it. Intermediates every `codes_every` codes, or 8 of
+        them with `progress_row`; `use_cache=False` recomputes the sequence every step (the reference)."""
+        seeds = check_seeds(list(poses), seeds)
+        if progress_row and codes_every is None:
+            codes_every = max(1, self.pose_encoder.config.grid**2 // 8)
+        sampler = CodeSampler(self.transformer, self.pose_encoder)
+        sampling = Sampling(temperature, top_k, top_p, guidance)
+        codes, partial = sampler(
+            poses, seeds, sampling, use_cache, progress=not self._progress_disabled(), every=codes_every
+        )
+        intermediates = [(count, self._decode_partial(drawn)) for count, drawn in partial]
+        return Drawing(decode_codes(self.vq, codes).float(), latents_from_codes(self.vq, codes).float(),
+                       codes=codes, intermediates=intermediates)  # fmt: skip
+
+    def _decode_partial(self, drawn: torch.Tensor) -> torch.Tensor:
+        grid = self.pose_encoder.config.grid
+        full = torch.zeros(drawn.shape[0], grid * grid, dtype=drawn.dtype, device=drawn.device)
+        full[:, : drawn.shape[1]] = drawn
+        return decode_codes(self.vq, full.view(-1, grid, grid)).float()
+
+    def _progress_disabled(self) -> bool:
+        return bool(getattr(self, "_progress_bar_config", {}).get("disable", False))
+
+    @classmethod
+    def from_folder_of_earlier_version(cls, folder: str | Path) -> CodeTransformerPipeline:
+        """A pipeline from a folder written before transformers were pipelines (vq/, transformer/ and
+        posedraw.json); such models have a prefix and no pose maps."""
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / "posedraw.json").read_text())
+            config = from_dict(TransformerConfig, info["config"]["model"])
+            null_pose = float(info["config"]["train"]["pose_dropout"]) > 0
+            model = GPT2LMHeadModel.from_pretrained(folder / "transformer", use_safetensors=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"{folder}: not a loadable transformer model folder ({exc.__class__.__name__})"
+            ) from None
+        return cls(model.eval(), load_vq(folder), pose_encoder_for(config, null_pose))
 
 
-def is_code_model(folder: Path) -> bool:
+def is_folder_of_earlier_version(folder: Path) -> bool:
     info = folder / "posedraw.json"
     try:
-        return info.is_file() and json.loads(info.read_text()).get("kind") == KIND
-    except ValueError:
+        return not (folder / "model_index.json").is_file() and json.loads(info.read_text()).get("kind") == EARLIER_KIND
+    except (OSError, ValueError):
         return False
 
 
-def load_code_pipeline(folder: str | Path, device: str | torch.device = "cpu") -> CodeTransformerPipeline:
-    folder = Path(folder)
-    try:
-        info = json.loads((folder / "posedraw.json").read_text())
-        config = from_dict(TransformerConfig, info["config"]["model"])
-        pose_dropout = float(info["config"]["train"]["pose_dropout"])
-        model = GPT2LMHeadModel.from_pretrained(folder / "transformer", use_safetensors=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{folder}: not a loadable transformer model folder ({exc.__class__.__name__})") from None
-    return CodeTransformerPipeline(load_vq(folder), model, config, pose_dropout).to(device)
-
-
-__all__ = ["CodeOutput", "CodeTransformerPipeline", "is_code_model", "load_code_pipeline"]
+__all__ = ["CodeTransformerPipeline", "is_folder_of_earlier_version"]

@@ -1,44 +1,30 @@
 """Generation jobs to files: batches of (pose, seed) through a pipeline, PNGs that carry their recipe.
 
-Each PNG stores the pose (posedraw JSON), seed, sampler, steps, eta, guidance and model in a `posedraw`
-text chunk, so `posedraw generate --from-png IMG` can draw it again.
+Each PNG stores the pose (posedraw JSON), seed, model and every option of the generator (the given ones and
+the defaults it used) in a `posedraw` text chunk, so `posedraw generate --from-png IMG` can draw it again.
+Any generator works: they share one call shape (posedraw.pipelines.drawing).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from diffusers.utils import logging as diffusers_logging
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from posedraw.data.images import to_image
-from posedraw.errors import CheckpointError, PosedrawError
+from posedraw.errors import PosedrawError
 from posedraw.io import atomic_path, save_image_atomic
-from posedraw.models.transformer import Sampling
-from posedraw.pipelines.code_transformer import CodeTransformerPipeline, is_code_model, load_code_pipeline
-from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
+from posedraw.pipelines.drawing import Drawing, DrawingPipeline
 from posedraw.pose import Pose, dump_pose, pad_to_square, parse_pose, render_skeleton
 
 METADATA_KEY = "posedraw"
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    sampler: str  # diffusion: sampler, steps, eta; the transformer: temperature, top_k, top_p; both: guidance
-    steps: int
-    eta: float = 0.0
-    guidance: float = 1.0
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,26 +43,6 @@ class Outputs:
     progress_row: bool = False
 
 
-def load_pipeline(model: str | Path, device: str) -> KeypointLDMPipeline | CodeTransformerPipeline:
-    """A diffusion pipeline folder or a code-transformer model folder, on `device`."""
-    folder = Path(model)
-    if is_code_model(folder):
-        return load_code_pipeline(folder, device)
-    if not (folder / "model_index.json").is_file():
-        raise CheckpointError(
-            f"{folder}: expected a pipeline folder with model_index.json (made by convert ldm or train ldm)"
-        )
-    logging.getLogger("diffusers").setLevel(logging.ERROR)
-    diffusers_logging.disable_progress_bar()  # a bar for loading four small files is noise
-    try:
-        pipeline = KeypointLDMPipeline.from_pretrained(folder, use_safetensors=True)
-    except (OSError, ValueError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f"{folder}: not a loadable posedraw pipeline ({exc.__class__.__name__}: {exc})") from None
-    finally:
-        diffusers_logging.enable_progress_bar()
-    return pipeline.to(device)
-
-
 def load_start_latents(path: Path, count: int, shape: tuple[int, ...]) -> torch.Tensor:
     """Start latents from .npy: one (C, h, w) for every image, or (count, C, h, w)."""
     try:
@@ -92,12 +58,19 @@ def load_start_latents(path: Path, count: int, shape: tuple[int, ...]) -> torch.
     return torch.from_numpy(np.array(array, dtype=np.float32))  # a writable copy (broadcasts are read-only views)
 
 
-def metadata(job: Job, sampling: SamplingOptions, model: str) -> dict[str, Any]:
-    return {"pose": dump_pose(job.pose), "pose_name": job.name, "seed": job.seed, "model": model, **asdict(sampling)}
+#: options of earlier versions' PNGs, stored next to the pose instead of under "options"
+_EARLIER_OPTIONS = ("sampler", "steps", "eta", "guidance", "temperature", "top_k", "top_p")
 
 
-def read_png_metadata(path: Path) -> tuple[Job, SamplingOptions, str]:
-    """The job, sampling options and model a posedraw PNG was made with."""
+def metadata(job: Job, options: dict[str, Any], model: str) -> dict[str, Any]:
+    """The recipe of one image: its pose, seed, model and options (start latents are not recorded)."""
+    recorded = {k: v for k, v in options.items() if k not in ("latents", "progress_row")}
+    return {"pose": dump_pose(job.pose), "pose_name": job.name, "seed": job.seed, "model": model, "options": recorded}
+
+
+def read_png_metadata(path: Path) -> tuple[Job, dict[str, Any], str]:
+    """The job, options and model a posedraw PNG was made with (PNGs of earlier versions too: their
+    options may include ones the model does not take, which the caller drops)."""
     try:
         with Image.open(path) as image:
             text = image.text.get(METADATA_KEY)  # type: ignore[attr-defined]
@@ -108,11 +81,10 @@ def read_png_metadata(path: Path) -> tuple[Job, SamplingOptions, str]:
     try:
         data = json.loads(text)
         job = Job(parse_pose(data["pose"], "posedraw"), str(data["pose_name"]), int(data["seed"]))
-        sampling = SamplingOptions(
-            str(data["sampler"]), int(data["steps"]), float(data["eta"]), float(data["guidance"]),
-            float(data.get("temperature", 1.0)), data.get("top_k"), data.get("top_p"),
-        )  # fmt: skip
-        return job, sampling, str(data["model"])
+        options = data["options"] if "options" in data else {k: data[k] for k in _EARLIER_OPTIONS if k in data}
+        if not isinstance(options, dict):
+            raise TypeError("options is not a mapping")
+        return job, options, str(data["model"])
     except (KeyError, TypeError, ValueError, PosedrawError) as exc:
         raise PosedrawError(f"{path}: damaged posedraw metadata ({exc})") from None
 
@@ -144,19 +116,16 @@ def pose_sample_grid(poses: Sequence[Pose], images: torch.Tensor) -> Image.Image
     return grid
 
 
-def _write_job(
-    job: Job, index: int, result: Any, sampling: SamplingOptions, model: str, out: Path, extras: Outputs
-) -> Path:
+def _write_job(job: Job, index: int, result: Drawing, options: dict[str, Any], model: str, out: Path,
+               extras: Outputs) -> Path:  # fmt: skip
     stem = f"{job.name}_seed{job.seed}"
     image = to_image(result.images[index])
     path = out / f"{stem}.png"
-    _save_png(image, path, metadata(job, sampling, model))
+    _save_png(image, path, metadata(job, options, model))
     if extras.save_latent:
-        with atomic_path(out / f"{stem}.latent.npy") as tmp, open(tmp, "wb") as handle:
-            np.save(handle, result.vq_latents[index].float().cpu().numpy())
-        if getattr(result, "codes", None) is not None:
-            with atomic_path(out / f"{stem}.codes.npy") as tmp, open(tmp, "wb") as handle:
-                np.save(handle, result.codes[index].cpu().numpy().astype(np.int32))
+        _save_npy(out / f"{stem}.latent.npy", result.vq_latents[index].float().cpu().numpy())
+        if result.codes is not None:
+            _save_npy(out / f"{stem}.codes.npy", result.codes[index].cpu().numpy().astype(np.int32))
     if extras.grid:
         skeleton = render_skeleton(pad_to_square(job.pose), long_side=image.width)
         save_image_atomic(side_by_side([skeleton, image]), out / f"{stem}_grid.png")
@@ -166,41 +135,32 @@ def _write_job(
     return path
 
 
-def draw(pipeline, jobs: Sequence[Job], sampling: SamplingOptions, latents: torch.Tensor | None, x0_every: int | None):
-    """One batch through either kind of model."""
-    poses, seeds = [j.pose for j in jobs], [j.seed for j in jobs]
-    if isinstance(pipeline, CodeTransformerPipeline):
-        if latents is not None:
-            raise PosedrawError("--latents: a transformer model draws codes, it has no start latents")
-        if x0_every is not None:
-            raise PosedrawError("--progress-row: a transformer model writes codes in raster order, it has no x0 steps")
-        return pipeline(poses, seeds, Sampling(sampling.temperature, sampling.top_k, sampling.top_p, sampling.guidance))
-    return pipeline(
-        poses, seeds=seeds, latents=latents, sampler=sampling.sampler, steps=sampling.steps, eta=sampling.eta,
-        guidance=sampling.guidance, x0_every=x0_every,
-    )  # fmt: skip
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
 
 
 def run_jobs(
-    pipeline: KeypointLDMPipeline | CodeTransformerPipeline,
+    pipeline: DrawingPipeline,
     jobs: Sequence[Job],
-    sampling: SamplingOptions,
+    options: dict[str, Any],
     model: str,
     out: Path,
     extras: Outputs,
     batch_size: int = 4,
     latents: torch.Tensor | None = None,
 ) -> list[Path]:
-    """Run the jobs in batches and write their files; returns the PNG paths in job order."""
+    """Run the jobs in batches through any generator and write their files; returns the PNG paths in job
+    order. `options` are the generator's (checked by the caller); `latents` start latents, one per job."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    x0_every = max(1, sampling.steps // 8) if extras.progress_row else None
+    recorded = pipeline.resolved_options(options)
     batches = range(0, len(jobs), batch_size)
     for number, start in enumerate(batches, 1):
-        if isinstance(pipeline, KeypointLDMPipeline):
-            pipeline.set_progress_bar_config(desc=f"batch {number}/{len(batches)}", leave=False)
+        pipeline.set_progress_bar_config(desc=f"batch {number}/{len(batches)}", leave=False)
         batch = list(jobs[start : start + batch_size])
-        start_latents = None if latents is None else latents[start : start + len(batch)]
-        result = draw(pipeline, batch, sampling, start_latents, x0_every)
-        written += [_write_job(job, i, result, sampling, model, out, extras) for i, job in enumerate(batch)]
+        extra = {} if latents is None else {"latents": latents[start : start + len(batch)]}
+        result = pipeline([j.pose for j in batch], seeds=[j.seed for j in batch], **options,
+                          progress_row=extras.progress_row, **extra)  # fmt: skip
+        written += [_write_job(job, i, result, recorded, model, out, extras) for i, job in enumerate(batch)]
     return written

@@ -3,7 +3,10 @@
 The module holds the UNet and the pose encoder; the data are cached VQ latents with their poses (the VQ
 encoder never runs per step). Options: eps or v prediction, the original (scaled-linear) or a cosine
 schedule, min-SNR loss weighting, pose dropout for classifier-free guidance, EMA weights (`train.ema`), AdamW
-(fused on GPU), gradient checkpointing. Exports a pipeline folder with the EMA weights.
+(fused on GPU), gradient checkpointing. With `text.kind` (`tags` or `clip-text`) the model also learns each
+sample's tags: pose dropout and text dropout are drawn independently, so every pair of (pose or null,
+text or none) that two-condition guidance asks for is trained. Exports a pipeline folder with the EMA
+weights.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from lightning.pytorch.callbacks import Callback
 
 from posedraw.config import load_config, to_dict
-from posedraw.data.latents import cache_stream, collate_cached, read_cache
+from posedraw.data.latents import cache_stream, cache_tags, collate_cached, read_cache
 from posedraw.devices import optimizer_options
 from posedraw.io import atomic_dir, save_image_atomic
 from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, PoseConditioning, PoseEncoder
+from posedraw.models.text import ClipTextEncoder, TagEncoder, TextEncoder, clip_text_dim, prompt_tags, tag_vocabulary
 from posedraw.models.unet import UNetConfig, build_unet
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
@@ -40,6 +44,18 @@ class PoseConfig:
     bands: int = 8
     dropout: float = 0.1  # probability of training a sample with the null pose (for guidance)
     max_people: int = 1  # people one pose may hold (token groups; the maps hold everyone)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    kind: Literal["none", "tags", "clip-text"] = "none"
+    min_count: int = 5  # tags: a tag seen fewer times in the training data is not in the vocabulary
+    max_tags: int = 0  # tags: tokens per prompt; 0: the most known tags of one training sample
+    tag_dropout: float = 0.1  # tags: each tag of a training prompt dropped with this probability
+    dropout: float = 0.1  # the whole prompt dropped (no text), drawn independently of the pose dropout
+    clip_model: str = "ViT-B-32"  # clip-text: the open_clip model and its weights (as for tuning)
+    clip_pretrained: str | None = "openai"
+    clip_weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ class LDMTrainConfig:
 class LDMRunConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: LDMTrainConfig = field(default_factory=LDMTrainConfig)
 
@@ -91,6 +108,22 @@ def make_pose_encoder(config: LDMRunConfig) -> PoseEncoder:
         null_pose=config.pose.dropout > 0,
         max_people=config.pose.max_people,
     )
+
+
+def make_text_encoder(config: LDMRunConfig, tag_lists: list[list[str]]) -> TextEncoder | None:
+    """The configured text encoder (None for `text.kind: none`); a tag vocabulary from `tag_lists`."""
+    text, dim = config.text, config.unet.context_dim
+    if text.kind == "none":
+        return None
+    if text.kind == "clip-text":
+        width = clip_text_dim(text.clip_model, text.clip_pretrained, text.clip_weights)
+        return ClipTextEncoder(text.clip_model, text.clip_pretrained, text.clip_weights, dim=dim, clip_dim=width)
+    vocabulary = tag_vocabulary(tag_lists, text.min_count)
+    if not vocabulary:
+        raise ValueError(f"text.kind tags: no tag of the training data is seen {text.min_count} times (text.min_count)")
+    known = set(vocabulary)
+    most = max((len([t for t in prompt_tags(tags) if t in known]) for tags in tag_lists), default=1)
+    return TagEncoder(vocabulary, dim=dim, max_tags=text.max_tags or max(1, most))
 
 
 def _schedule(config: DiffusionConfig) -> dict[str, Any]:
@@ -123,10 +156,11 @@ def snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: fl
 
 
 class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
-    def __init__(self, config: LDMRunConfig) -> None:
+    def __init__(self, config: LDMRunConfig, text_encoder: TextEncoder | None = None) -> None:
         super().__init__()
         self.config = config
         self.pose_encoder = make_pose_encoder(config)
+        self.text_encoder = text_encoder
         unet_config = config.unet if config.pose.mode != "legacy" else replace(config.unet, context_dim=17)
         self.unet = build_unet(unet_config, self.pose_encoder.map_channels)
         self.schedule = noise_schedule(config.diffusion)
@@ -134,11 +168,12 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
 
     def networks(self) -> dict[str, torch.nn.Module]:
         """The trained networks by name (the EMA holds a copy of each)."""
-        return {"unet": self.unet, "pose_encoder": self.pose_encoder}
+        networks = {"unet": self.unet, "pose_encoder": self.pose_encoder}
+        return networks if self.text_encoder is None else {**networks, "text_encoder": self.text_encoder}
 
     def trainable(self):
-        yield from self.unet.parameters()
-        yield from self.pose_encoder.parameters()
+        for network in self.networks().values():
+            yield from network.parameters()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         train = self.config.train
@@ -160,7 +195,19 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         maps = None if cond.maps is None else torch.where(keep[:, None, None, None], cond.maps, null.maps)
         return PoseConditioning(context, maps)
 
-    def loss(self, latents: torch.Tensor, poses: list[Pose]) -> torch.Tensor:
+    def with_text(self, cond: PoseConditioning, tags: list[list[str]]) -> PoseConditioning:
+        """The pose conditioning with the text tokens of `tags` after the pose tokens. Each tag is dropped
+        with `text.tag_dropout`, the whole prompt with `text.dropout` (drawn apart from the pose dropout)."""
+        if self.text_encoder is None:
+            return cond
+        text = self.config.text
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))  # follows the seeded stream
+        kept = [[t for t in prompt_tags(ts) if torch.rand((), generator=generator) >= text.tag_dropout] for ts in tags]
+        prompts = [ts if torch.rand((), generator=generator) >= text.dropout else [] for ts in kept]
+        tokens = self.text_encoder(**self.text_encoder.prepare(prompts))
+        return PoseConditioning(torch.cat([cond.context, tokens.to(cond.context)], dim=1), cond.maps)
+
+    def loss(self, latents: torch.Tensor, poses: list[Pose], tags: list[list[str]] | None = None) -> torch.Tensor:
         config = self.config.diffusion
         latents = latents * config.scale_factor
         noise = torch.randn_like(latents)
@@ -169,7 +216,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         drop = None
         if self.pose_encoder.has_null:
             drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
-        cond = self.conditioning(poses, drop)
+        cond = self.with_text(self.conditioning(poses, drop), tags or [[] for _ in poses])
         x = noisy if cond.maps is None else torch.cat([noisy, cond.maps], dim=1)
         output = self.unet(x, t, encoder_hidden_states=cond.context).sample
         target = noise if config.prediction == "epsilon" else self.schedule.get_velocity(latents, noise, t)
@@ -181,7 +228,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         return per_sample.mean()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch["latent"], batch["pose"])
+        loss = self.loss(batch["latent"], batch["pose"], batch.get("tags"))
         self.log("loss", loss, prog_bar=True)
         return loss
 
@@ -191,23 +238,22 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         super().optimizer_step(*args, **kwargs)
         update_ema(self.ema, self.networks())
 
-    def ema_copies(self) -> tuple[torch.nn.Module, torch.nn.Module]:
-        """Copies of the UNet and pose encoder carrying the EMA weights."""
-        averaged = self.ema.module
-        return copy.deepcopy(averaged["unet"]).eval(), copy.deepcopy(averaged["pose_encoder"]).eval()
+    def network_copies(self, ema: bool = True) -> dict[str, torch.nn.Module]:
+        """Float copies of the trained networks, carrying the EMA weights (or the live ones)."""
+        networks = self.ema.module if ema else self.networks()
+        return {name: copy.deepcopy(network).float().eval() for name, network in networks.items()}
 
 
 def build_pipeline(module: LatentDiffusionModule, vq: torch.nn.Module, ema: bool = True):
     """A sampling pipeline of the module's networks (copies, EMA weights by default) with `vq`."""
     from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 
-    unet, encoder = (
-        module.ema_copies() if ema else (copy.deepcopy(module.unet).eval(), copy.deepcopy(module.pose_encoder).eval())
-    )
+    networks = module.network_copies(ema)
     vq.register_to_config(scaling_factor=module.config.diffusion.scale_factor)
     pipeline = KeypointLDMPipeline(
-        unet=unet.float(), vq=vq, scheduler=sampling_scheduler(module.config.diffusion), pose_encoder=encoder.float()
-    )
+        unet=networks["unet"], vq=vq, scheduler=sampling_scheduler(module.config.diffusion),
+        pose_encoder=networks["pose_encoder"], text_encoder=networks.get("text_encoder"),
+    )  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
@@ -245,8 +291,33 @@ def with_measured_scale(config: LDMRunConfig, latents: Path) -> LDMRunConfig:
     return replace(config, diffusion=replace(config.diffusion, scale_factor=round(measured_scale(latents), 5)))
 
 
-def ldm_stage(config_path: Path, latents: Path, vq_dir: Path, out: Path, validation: list[Pose] | None = None) -> Stage:
-    """The diffusion stage: cached latents in, a pipeline folder (EMA weights) out."""
+def start_from(module: LatentDiffusionModule, init: str | Path) -> None:
+    """Fine-tuning: the UNet and pose encoder (and their EMA) start as those of the diffusion model `init`;
+    a text encoder the model does not have starts fresh. Refuses a model of another shape."""
+    from posedraw.errors import CheckpointError
+    from posedraw.pipelines.loading import load_pipeline
+
+    pipeline = load_pipeline(init)
+    for name in ("unet", "pose_encoder"):
+        source = getattr(pipeline, name, None)
+        if source is None:
+            raise CheckpointError(f"--init {init}: not a diffusion model (it has no {name})")
+        try:
+            getattr(module, name).load_state_dict(source.state_dict())
+        except RuntimeError:
+            raise CheckpointError(f"--init {init}: its {name} has another shape than the config's") from None
+    module.ema.module.load_state_dict(torch.nn.ModuleDict(module.networks()).state_dict())
+
+
+def ldm_stage(
+    config_path: Path,
+    latents: Path,
+    vq_dir: Path,
+    out: Path,
+    validation: list[Pose] | None = None,
+    init: str | Path | None = None,
+) -> Stage:
+    """The diffusion stage: cached latents in, a pipeline folder (EMA weights) out; `init` to fine-tune."""
     config = with_measured_scale(load_config(LDMRunConfig, config_path), latents)
     train = config.train
     stream = cache_stream(latents, "latent", seed=train.seed)
@@ -255,14 +326,19 @@ def ldm_stage(config_path: Path, latents: Path, vq_dir: Path, out: Path, validat
     vq = load_vq(vq_dir)  # checked before training, not after
     grid = SampleGrid(validation, vq, out / "samples", train.sample_every, train.sample_steps)
     torch.manual_seed(train.seed)
-    module = LatentDiffusionModule(config)
+    text_encoder = make_text_encoder(config, cache_tags(latents) if config.text.kind == "tags" else [])
+    torch.manual_seed(train.seed)  # the same start for the networks with or without text
+    module = LatentDiffusionModule(config, text_encoder)
+    if init is not None:
+        start_from(module, init)
 
     def export(module: LatentDiffusionModule, steps: int) -> Path:
         model_dir = out / "model"
         pipeline = build_pipeline(module, vq.cpu())
         with atomic_dir(model_dir) as tmp:
             pipeline.save_pretrained(tmp, safe_serialization=True)
-            info = {"kind": "ldm", "steps": steps, "config": to_dict(config)}
+            started = None if init is None else str(init)
+            info = {"kind": "ldm", "steps": steps, "config": to_dict(config), "init": started}
             (tmp / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
         grid.write(module, steps)
         return model_dir
@@ -275,7 +351,13 @@ def ldm_stage(config_path: Path, latents: Path, vq_dir: Path, out: Path, validat
 
 
 def train_ldm(
-    config_path: Path, latents: Path, vq_dir: Path, options: RunOptions, validation: list[Pose] | None = None
+    config_path: Path,
+    latents: Path,
+    vq_dir: Path,
+    options: RunOptions,
+    validation: list[Pose] | None = None,
+    init: str | Path | None = None,
 ) -> Path | None:
-    """Train (or resume) a diffusion model on a latent cache; export `<out>/model` (a pipeline folder)."""
-    return run_stage(ldm_stage(config_path, latents, vq_dir, options.out, validation), options)
+    """Train (or resume) a diffusion model on a latent cache; export `<out>/model` (a pipeline folder).
+    `init`: start from that diffusion model's weights (ignored when resuming: the checkpoint has them)."""
+    return run_stage(ldm_stage(config_path, latents, vq_dir, options.out, validation, init), options)

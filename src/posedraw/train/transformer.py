@@ -1,14 +1,16 @@
 """Training the pose-conditioned code transformer from the code cache.
 
 Cross-entropy over the code range only; AdamW with the usual groups (no weight decay on biases, norms
-and embeddings) and a linear warm-up; pose dropout (the whole prefix becomes null tokens) for guidance;
-optional input corruption (each input code kept with probability `keep_prob`, else a random code, as
-taming-transformers does; the targets stay the true codes). Exports a model folder: `vq/`,
-`transformer/` (GPT-2, safetensors) and `posedraw.json` (kind "transformer" and the config).
+and embeddings) and a linear warm-up; pose dropout (the whole prefix becomes null tokens and the pose maps
+zeros) for guidance; optional input corruption (each input code kept with probability `keep_prob`, else a
+random code, as taming-transformers does; the targets stay the true codes). Exports a
+`CodeTransformerPipeline` folder (`model_index.json`, `transformer/`, `vq/`, `pose_encoder/`) and
+`posedraw.json` (steps and config).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,9 +25,10 @@ from posedraw.data.latents import cache_stream, collate_cached, load_cache_index
 from posedraw.devices import optimizer_options
 from posedraw.errors import ConfigError
 from posedraw.io import atomic_dir
-from posedraw.models.transformer import TransformerConfig, build_transformer, null_tokens, pose_tokens
+from posedraw.models.code_conditioning import PREFIX, CodePoseEncoder, input_embeddings
+from posedraw.models.transformer import TransformerConfig, build_transformer, pose_encoder_for
 from posedraw.models.vq import load_vq
-from posedraw.pose import NUM_JOINTS, Pose
+from posedraw.pose import Pose
 from posedraw.train.driver import PoseBatchTransfer, RunOptions, Stage, run_stage
 
 
@@ -72,24 +75,38 @@ def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
 
 def sequence_loss(
     model: torch.nn.Module,
-    config: TransformerConfig,
+    num_codes: int,
     codes: torch.Tensor,
     prefix: torch.Tensor,
+    pose_maps: torch.Tensor | None = None,
     inputs: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean cross-entropy of the codes (B, h, w) given the prefix (B, 17), teacher-forced on `inputs`
-    (the codes themselves unless corrupted)."""
+    """Mean cross-entropy of the codes (B, h, w) given the prefix (B, 17) and projected pose maps
+    (B, h * w, width), teacher-forced on `inputs` (the codes themselves unless corrupted)."""
     targets = codes.flatten(1)
     ids = torch.cat([prefix, (codes if inputs is None else inputs).flatten(1)[:, :-1]], dim=1)
-    logits = model(input_ids=ids).logits[:, NUM_JOINTS - 1 :, : config.num_codes]
-    return F.cross_entropy(logits.float().reshape(-1, config.num_codes), targets.reshape(-1))
+    logits = model(inputs_embeds=input_embeddings(model, ids, pose_maps)).logits[:, PREFIX - 1 :, :num_codes]
+    return F.cross_entropy(logits.float().reshape(-1, num_codes), targets.reshape(-1))
+
+
+def conditioning(encoder: CodePoseEncoder, poses: list[Pose], drop: torch.Tensor | None, device):
+    """Prefix ids and projected pose maps of a batch; the samples `drop`ped get the null pose (null prefix,
+    all-zero maps). The null pose takes part in every batch, so its parameters always get a gradient."""
+    prefix, maps = encoder.prefix(poses).to(device), encoder.maps(poses)
+    if drop is not None:
+        prefix = torch.where(drop[:, None], encoder.null_token, prefix)
+        maps = None if maps is None else torch.where(drop.cpu()[:, None, None], 0.0, maps)
+    return prefix, None if maps is None else encoder(maps)
 
 
 @torch.no_grad()
-def held_out_loss(model, config: TransformerConfig, codes: torch.Tensor, poses: list[Pose], with_pose: bool = True):
-    """Cross-entropy (nats per code) on held-out samples, with their poses or with the null pose."""
-    prefix = pose_tokens(poses, config) if with_pose else null_tokens(len(poses), config)
-    return float(sequence_loss(model.eval(), config, codes, prefix.to(codes.device)))
+def held_out_loss(pipeline, codes: torch.Tensor, poses: list[Pose], with_pose: bool = True) -> float:
+    """Cross-entropy (nats per code) of a trained pipeline on held-out samples, with their poses or with
+    the null pose."""
+    encoder = pipeline.pose_encoder.eval()
+    drop = torch.full((len(poses),), not with_pose)
+    prefix, pose_maps = conditioning(encoder, poses, drop, codes.device)
+    return float(sequence_loss(pipeline.transformer.eval(), encoder.config.num_codes, codes, prefix, pose_maps))
 
 
 class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
@@ -97,14 +114,15 @@ class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
         super().__init__()
         self.config = config
         self.model = build_transformer(config.model)
+        self.pose_encoder = pose_encoder_for(config.model, null_pose=config.train.pose_dropout > 0)
 
     def configure_optimizers(self):
         train = self.config.train
+        groups = decay_groups(self.model, train.weight_decay)
+        groups[0]["params"] += [p for p in self.pose_encoder.parameters() if p.ndim >= 2]
+        groups[1]["params"] += [p for p in self.pose_encoder.parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW(
-            decay_groups(self.model, train.weight_decay),
-            lr=train.learning_rate,
-            betas=(0.9, 0.95),
-            **optimizer_options(self.device),
+            groups, lr=train.learning_rate, betas=(0.9, 0.95), **optimizer_options(self.device)
         )
         warmup = max(1, train.warmup_steps)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
@@ -113,23 +131,29 @@ class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         model_config, train = self.config.model, self.config.train
         codes = batch["codes"]
-        prefix = pose_tokens(batch["pose"], model_config).to(self.device)
-        drop = torch.rand(len(prefix), device=self.device) < train.pose_dropout
-        prefix = torch.where(drop[:, None], model_config.null_token, prefix)
+        drop = None
+        if self.pose_encoder.config.null_pose:
+            drop = torch.rand(len(codes), device=self.device) < train.pose_dropout
+        prefix, pose_maps = conditioning(self.pose_encoder, batch["pose"], drop, self.device)
         inputs = None
         if train.keep_prob < 1:
             keep = torch.rand(codes.shape, device=self.device) < train.keep_prob
             inputs = torch.where(keep, codes, torch.randint_like(codes, model_config.num_codes))
-        loss = sequence_loss(self.model, model_config, codes, prefix, inputs)
+        loss = sequence_loss(self.model, model_config.num_codes, codes, prefix, pose_maps, inputs)
         self.log("loss", loss, prog_bar=True)
         return loss
 
 
 def export_transformer(module: CodeTransformerModule, vq, folder: Path, steps: int) -> Path:
-    """Write the model folder `generate` loads: vq/, transformer/ and posedraw.json."""
+    """Write the pipeline folder `generate` loads (model_index.json, transformer/, vq/, pose_encoder/) and
+    posedraw.json (steps and config)."""
+    from posedraw.pipelines.code_transformer import CodeTransformerPipeline
+
+    pipeline = CodeTransformerPipeline(
+        copy.deepcopy(module.model).float().eval(), vq, copy.deepcopy(module.pose_encoder).float().eval()
+    )
     with atomic_dir(folder) as tmp:
-        vq.save_pretrained(tmp / "vq", safe_serialization=True)
-        module.model.save_pretrained(tmp / "transformer", safe_serialization=True)
+        pipeline.save_pretrained(tmp, safe_serialization=True)
         info = {"kind": "transformer", "steps": steps, "config": to_dict(module.config)}
         (tmp / "posedraw.json").write_text(json.dumps(info, indent=1) + "\n")
     return folder

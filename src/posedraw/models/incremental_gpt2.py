@@ -39,8 +39,9 @@ def _check(model: GPT2LMHeadModel) -> None:
 class IncrementalGPT2:
     """Feeds tokens to a GPT-2 a few at a time, keeping every layer's keys and values.
 
-    `logits(ids)` takes (B, t) ids that follow the ones fed before: either the whole prefix at once
-    (nothing fed yet) or one token per row. It returns the last position's logits for the first
+    `logits(ids, added)` takes (B, t) ids that follow the ones fed before: either the whole prefix at once
+    (nothing fed yet) or one token per row, and optionally (B, t, width) vectors added to their input
+    embeddings (the transformer's pose maps). It returns the last position's logits for the first
     `vocabulary` entries (B, vocabulary) as float32.
     """
 
@@ -72,14 +73,17 @@ class IncrementalGPT2:
         cached[:, :, :, self.filled :] = keys_values
         return cached[0], cached[1]
 
-    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+    def logits(self, ids: torch.Tensor, added: torch.Tensor | None = None) -> torch.Tensor:
         batch, new = ids.shape
         if new > 1 and self.filled:
             raise ValueError("feed several tokens only as the prefix, before any other")
         if self.filled + new > self.length:
             raise ValueError(f"sequence longer than the {self.length} positions allocated")
         start = self.filled
-        x = (F.embedding(ids, self.embed) + self.positions[start : start + new]).reshape(batch * new, self.width)
+        x = F.embedding(ids, self.embed) + self.positions[start : start + new]
+        if added is not None:
+            x = x + added.to(x.dtype)
+        x = x.reshape(batch * new, self.width)
         for index, (g1, b1, w_qkv, b_qkv, w_out, b_out, g2, b2, w_up, b_up, w_down, b_down) in enumerate(self.layers):
             qkv = torch.addmm(b_qkv, self._norm(x, g1, b1), w_qkv)  # GPT-2's Conv1D: x @ W + b
             qkv = qkv.view(batch, new, 3, self.heads, -1).permute(2, 0, 3, 1, 4)

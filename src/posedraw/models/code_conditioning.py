@@ -1,0 +1,116 @@
+"""The code transformer's pose encoder: a pose prefix, and pose maps added along the codes.
+
+Prefix: 17 token ids, one per joint, after the code ids in GPT-2's vocabulary (see models/transformer.py):
+the joint's cell of a `pose_grid` x `pose_grid` grid over the pose padded to a square, an "absent" id, or
+the null pose's id (pose dropout; classifier-free guidance).
+
+Maps (`maps: true`): the pose's joint heatmaps and limb maps at the code grid's resolution (33 values per
+code cell), projected to the transformer's width and added to the input embedding of the position that
+predicts that code (the last prefix token predicts code 0, code i predicts code i + 1). GPT-2 then knows,
+for every code it draws, which joints and limbs pass through its cell: the spatial conditioning the
+diffusion model gets from its maps, where a prefix alone leaves the model to learn geometry from 17 ids.
+The null pose has the null prefix and all-zero maps. Models trained before maps existed have `maps: false`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from posedraw.errors import PosedrawError
+from posedraw.models.conditioning import joint_maps, limb_maps, people_to_draw, square_normalized
+from posedraw.pose import NUM_JOINTS, Pose
+from posedraw.pose.schema import LIMB_INDICES
+
+#: channels of the pose maps: one heatmap per joint, one map per limb
+MAP_CHANNELS = NUM_JOINTS + len(LIMB_INDICES)
+#: the prefix length, and the position of the prefix token that predicts the first code
+PREFIX = NUM_JOINTS
+
+
+class CodePoseEncoder(ModelMixin, ConfigMixin):
+    """Poses -> prefix ids (B, 17) and pose maps (B, grid * grid, width) for the code transformer."""
+
+    @register_to_config
+    def __init__(
+        self,
+        num_codes: int,
+        grid: int,
+        pose_grid: int = 16,
+        width: int = 128,
+        maps: bool = True,
+        sigma: float = 1.0,
+        null_pose: bool = True,
+    ) -> None:
+        super().__init__()
+        if maps:
+            self.project = torch.nn.Linear(MAP_CHANNELS, width)
+        else:  # a component needs a tensor to have a device and to save and load like the others
+            self.register_buffer("unused", torch.zeros(()))
+
+    @property
+    def absent_token(self) -> int:
+        return self.config.num_codes + self.config.pose_grid**2
+
+    @property
+    def null_token(self) -> int:
+        return self.absent_token + 1
+
+    def check(self, poses: Sequence[Pose]) -> list[int]:
+        """The person of each pose (one person only: the transformer draws one figure)."""
+        return [people_to_draw(p, 1, i, "the code transformer")[0] for i, p in enumerate(poses)]
+
+    def prefix(self, poses: Sequence[Pose]) -> torch.Tensor:
+        """(B, 17) prefix ids: each joint's cell of the pose padded to a square (as images are), or absent."""
+        rows = []
+        for pose, person in zip(poses, self.check(poses)):
+            xy, state = square_normalized(pose, person)
+            cells = np.clip((xy * self.config.pose_grid).astype(np.int64), 0, self.config.pose_grid - 1)
+            ids = self.config.num_codes + cells[:, 1] * self.config.pose_grid + cells[:, 0]
+            rows.append(np.where(state > 0, ids, self.absent_token))
+        return torch.from_numpy(np.stack(rows))
+
+    def null_prefix(self, batch: int) -> torch.Tensor:
+        return torch.full((batch, PREFIX), self.null_token, dtype=torch.long)
+
+    def maps(self, poses: Sequence[Pose]) -> torch.Tensor | None:
+        """(B, grid * grid, 33) heatmaps and limb maps per code cell, in raster order (None without maps)."""
+        if not self.config.maps:
+            return None
+        xy, state = zip(*(square_normalized(p, person) for p, person in zip(poses, self.check(poses))))
+        xy, state = torch.from_numpy(np.stack(xy)), torch.from_numpy(np.stack(state))
+        size, sigma = (self.config.grid, self.config.grid), self.config.sigma
+        both = torch.cat([joint_maps(xy, state, size, sigma), limb_maps(xy, state, size, sigma)], dim=1)
+        return both.flatten(2).transpose(1, 2)
+
+    def null_maps(self, batch: int) -> torch.Tensor | None:
+        if not self.config.maps:
+            return None
+        return torch.zeros(batch, self.config.grid**2, MAP_CHANNELS)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, n, 33) maps -> (B, n, width) vectors added to the input embeddings."""
+        return self.project(maps.to(self.device, self.project.weight.dtype))
+
+    def check_guidance(self, guidance: float) -> None:
+        if guidance != 1.0 and not self.config.null_pose:
+            raise PosedrawError("--guidance: this transformer was trained without pose dropout (no null pose); use 1")
+
+
+def input_embeddings(model, ids: torch.Tensor, pose_maps: torch.Tensor | None) -> torch.Tensor:
+    """GPT-2 input embeddings of `ids` (prefix + codes) with the projected pose maps (B, n, width) added at
+    the positions that predict each code (position PREFIX - 1 predicts code 0)."""
+    x = model.transformer.wte(ids)
+    if pose_maps is None:
+        return x
+    n = min(pose_maps.shape[1], ids.shape[1] - (PREFIX - 1))
+    placed = F.pad(pose_maps[:, :n].to(x.dtype), (0, 0, PREFIX - 1, ids.shape[1] - (PREFIX - 1) - n))
+    return x + placed
+
+
+__all__ = ["MAP_CHANNELS", "PREFIX", "CodePoseEncoder", "input_embeddings"]
