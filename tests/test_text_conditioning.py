@@ -18,10 +18,10 @@ from posedraw.data.images import to_tensor
 from posedraw.data.poses import sample_pose
 from posedraw.data.toy import make_toy_sample
 from posedraw.models.conditioning import PlacedPoseEncoder
+from posedraw.models.guidance import GuidanceScales
 from posedraw.models.text import TagEncoder, prompt_tags, tag_vocabulary
 from posedraw.models.vq import encode, load_vq
 from posedraw.pipelines import KeypointLDMPipeline
-from posedraw.pipelines.guidance import GuidanceScales
 from posedraw.pose import dump_pose
 from posedraw.train.ldm import LatentDiffusionModule, LDMRunConfig, build_pipeline, sampling_scheduler
 from tests.cli_helpers import run_cli
@@ -198,3 +198,46 @@ def test_clip_text_encoder_gives_one_token_per_prompt_and_saves_without_the_clip
     assert sum(f.stat().st_size for f in (tmp_path / "text").iterdir()) < 10_000  # projection and null token only
     again = ClipTextEncoder.from_pretrained(tmp_path / "text")
     assert torch.equal(again(**again.prepare(["red hair"])), tokens[:1])
+
+
+def test_transformer_with_tags_takes_a_prompt_prefix_and_two_guidance_scales(world, capsys, tmp_path):
+    """A tiny code transformer trained on the tiny world's tags: the tags come before the pose in its
+    prefix; sampling with both guidance scales draws the same codes with and without the KV cache; the
+    prompt reaches the logits; prompts go through generate and back from the PNG."""
+    from posedraw.models.code_conditioning import PREFIX
+    from posedraw.models.transformer import CodeSampler, Sampling
+    from posedraw.pipelines import load_pipeline
+    from tests.tiny_world import TINY_TRANSFORMER
+
+    config = write_config(tmp_path, "tf", {**TINY_TRANSFORMER, "text": {"kind": "tags", "min_count": 2},
+                                           "train": {**TINY_TRANSFORMER["train"], "max_steps": 3}})  # fmt: skip
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "transformer", "--config", config, "--codes", world / "cache", "--vq",
+                           world / "vq", "--out", out, "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    pipe = load_pipeline(out / "model")
+    encoder = pipe.pose_encoder
+    assert pipe.takes_text and encoder.prefix_length == encoder.config.max_tags + PREFIX
+    known = encoder.config.tags[0].replace("_", " ")
+    pose = make_toy_sample(1, 32).pose
+    prefix = encoder.prefix([pose], [f"{known}, purple cape"])
+    assert prefix.shape == (1, encoder.prefix_length) and int(prefix[0, 0]) == encoder.tag_ids[encoder.config.tags[0]]
+    assert encoder.unknown([f"{known}, purple cape"]) == ["purple_cape"]
+    sampler = CodeSampler(pipe.transformer, encoder)
+    guided = Sampling(guidance=2.0, text_guidance=3.0)
+    cached, _ = sampler([pose], [0], guided, prompts=[known])
+    recomputed, _ = sampler([pose], [0], guided, use_cache=False, prompts=[known])
+    assert torch.equal(cached, recomputed)
+    with torch.no_grad():  # the prompt reaches the logits (3 training steps: too little to change a sample)
+        logits = [pipe.transformer(encoder.prefix([pose], [p])).logits[0, -1] for p in (known, encoder.config.tags[-1])]
+    assert (logits[0] - logits[1]).abs().max() > 1e-4
+    (tmp_path / "p.json").write_text(json.dumps(dump_pose(pose)))
+    gen = ["generate", "--model", out / "model", "--pose", tmp_path / "p.json", "--prompt", known, "--guidance", "2",
+           "--text-guidance", "3", "--save-latent", "--out", tmp_path / "a"]  # fmt: skip
+    code, _, err = run_cli(capsys, *gen)
+    assert code == 0, err
+    assert np.array_equal(np.load(tmp_path / "a" / "p_seed0.codes.npy"), cached[0].numpy())
+    redo = ["generate", "--from-png", tmp_path / "a" / "p_seed0.png", "--save-latent", "--out", tmp_path / "b"]
+    code, _, err = run_cli(capsys, *redo)
+    assert code == 0, err
+    assert np.array_equal(np.load(tmp_path / "b" / "p_seed0.codes.npy"), cached[0].numpy())

@@ -10,6 +10,9 @@ predicts that code (the last prefix token predicts code 0, code i predicts code 
 for every code it draws, which joints and limbs pass through its cell: the spatial conditioning the
 diffusion model gets from its maps, where a prefix alone leaves the model to learn geometry from 17 ids.
 The null pose has the null prefix and all-zero maps. Models trained before maps existed have `maps: false`.
+
+Tags (`max_tags` > 0): the prompt's known tags come first, as `max_tags` ids after the null pose's id in
+the vocabulary (sorted, then a "no tag" id), then the 17 pose ids. No tag at all is the null text.
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from posedraw.errors import PosedrawError
 from posedraw.models.conditioning import joint_maps, limb_maps, people_to_draw, square_normalized
+from posedraw.models.text import Prompt, prompt_tags
 from posedraw.pose import NUM_JOINTS, Pose
 from posedraw.pose.schema import LIMB_INDICES
 
 #: channels of the pose maps: one heatmap per joint, one map per limb
 MAP_CHANNELS = NUM_JOINTS + len(LIMB_INDICES)
-#: the prefix length, and the position of the prefix token that predicts the first code
+#: the pose prefix's length (a model with tags has its `max_tags` tag ids before it)
 PREFIX = NUM_JOINTS
 
 
 class CodePoseEncoder(ModelMixin, ConfigMixin):
-    """Poses -> prefix ids (B, 17) and pose maps (B, grid * grid, width) for the code transformer."""
+    """Poses (and prompts) -> prefix ids (B, max_tags + 17) and pose maps (B, grid * grid, width)."""
 
     @register_to_config
     def __init__(
@@ -46,8 +50,11 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
         maps: bool = True,
         sigma: float = 1.0,
         null_pose: bool = True,
+        tags: Sequence[str] = (),
+        max_tags: int = 0,
     ) -> None:
         super().__init__()
+        self.tag_ids = {tag: self.null_token + 1 + i for i, tag in enumerate(tags)}
         if maps:
             self.project = torch.nn.Linear(MAP_CHANNELS, width)
         else:  # a component needs a tensor to have a device and to save and load like the others
@@ -61,12 +68,44 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
     def null_token(self) -> int:
         return self.absent_token + 1
 
+    @property
+    def no_tag_token(self) -> int:
+        return self.null_token + 1 + len(self.config.tags)
+
+    @property
+    def prefix_length(self) -> int:
+        """Tag ids and pose ids before the codes; its last position predicts the first code."""
+        return self.config.max_tags + PREFIX
+
+    @property
+    def takes_text(self) -> bool:
+        return self.config.max_tags > 0
+
+    def unknown(self, prompts: Sequence[Prompt]) -> list[str]:
+        """Tags of the prompts this model never learned (reported once, then ignored)."""
+        return list(dict.fromkeys(t for p in prompts for t in prompt_tags(p) if t not in self.tag_ids))
+
+    def text_prefix(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """(B, max_tags) ids of each prompt's known tags, sorted (order-free), then "no tag"."""
+        rows = torch.full((len(prompts), self.config.max_tags), self.no_tag_token, dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            known = sorted({self.tag_ids[t] for t in prompt_tags(prompt) if t in self.tag_ids})[: self.config.max_tags]
+            rows[row, : len(known)] = torch.tensor(known, dtype=torch.long)
+        return rows
+
     def check(self, poses: Sequence[Pose]) -> list[int]:
         """The person of each pose (one person only: the transformer draws one figure)."""
         return [people_to_draw(p, 1, i, "the code transformer")[0] for i, p in enumerate(poses)]
 
-    def prefix(self, poses: Sequence[Pose]) -> torch.Tensor:
-        """(B, 17) prefix ids: each joint's cell of the pose padded to a square (as images are), or absent."""
+    def prefix(self, poses: Sequence[Pose], prompts: Sequence[Prompt] | None = None) -> torch.Tensor:
+        """(B, max_tags + 17) prefix ids: the prompts' tags (none: "no tag"), then the pose."""
+        pose = self.pose_prefix(poses)
+        if not self.takes_text:
+            return pose
+        return torch.cat([self.text_prefix(prompts or [""] * len(poses)), pose], dim=1)
+
+    def pose_prefix(self, poses: Sequence[Pose]) -> torch.Tensor:
+        """(B, 17) pose ids: each joint's cell of the pose padded to a square (as images are), or absent."""
         rows = []
         for pose, person in zip(poses, self.check(poses)):
             xy, state = square_normalized(pose, person)
@@ -76,6 +115,7 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
         return torch.from_numpy(np.stack(rows))
 
     def null_prefix(self, batch: int) -> torch.Tensor:
+        """(B, 17) ids of the null pose."""
         return torch.full((batch, PREFIX), self.null_token, dtype=torch.long)
 
     def maps(self, poses: Sequence[Pose]) -> torch.Tensor | None:
@@ -102,14 +142,14 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
             raise PosedrawError("--guidance: this transformer was trained without pose dropout (no null pose); use 1")
 
 
-def input_embeddings(model, ids: torch.Tensor, pose_maps: torch.Tensor | None) -> torch.Tensor:
-    """GPT-2 input embeddings of `ids` (prefix + codes) with the projected pose maps (B, n, width) added at
-    the positions that predict each code (position PREFIX - 1 predicts code 0)."""
+def input_embeddings(model, ids: torch.Tensor, pose_maps: torch.Tensor | None, prefix: int = PREFIX) -> torch.Tensor:
+    """GPT-2 input embeddings of `ids` (a prefix of length `prefix`, then codes) with the projected pose maps
+    (B, n, width) added at the positions that predict each code (position prefix - 1 predicts code 0)."""
     x = model.transformer.wte(ids)
     if pose_maps is None:
         return x
-    n = min(pose_maps.shape[1], ids.shape[1] - (PREFIX - 1))
-    placed = F.pad(pose_maps[:, :n].to(x.dtype), (0, 0, PREFIX - 1, ids.shape[1] - (PREFIX - 1) - n))
+    n = min(pose_maps.shape[1], ids.shape[1] - (prefix - 1))
+    placed = F.pad(pose_maps[:, :n].to(x.dtype), (0, 0, prefix - 1, ids.shape[1] - (prefix - 1) - n))
     return x + placed
 
 

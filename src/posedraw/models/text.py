@@ -44,6 +44,21 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]], min_count: int) -> list[s
     return sorted(tag for tag, count in counts.items() if count >= min_count)
 
 
+def training_prompts(tag_lists: Sequence[Sequence[str]], tag_dropout: float, dropout: float) -> list[list[str]]:
+    """The prompts a training batch sees: each tag kept with probability 1 - `tag_dropout`, the whole list
+    dropped (no text) with probability `dropout`. Drawn from torch's global generator (seeded runs repeat)."""
+    generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+    kept = [[t for t in prompt_tags(tags) if torch.rand((), generator=generator) >= tag_dropout] for tags in tag_lists]
+    return [tags if torch.rand((), generator=generator) >= dropout else [] for tags in kept]
+
+
+def tag_slots(tag_lists: Sequence[Sequence[str]], vocabulary: Sequence[str], max_tags: int = 0) -> int:
+    """Tag tokens per prompt: `max_tags`, or (0) the most known tags of one training sample."""
+    known = set(vocabulary)
+    most = max((len([t for t in prompt_tags(tags) if t in known]) for tags in tag_lists), default=1)
+    return max_tags or max(1, most)
+
+
 class TextEncoder(ModelMixin, ConfigMixin):
     """Base class: subclasses set `kind` and implement `prepare`, `forward`, `null` and `unknown`."""
 
@@ -149,4 +164,13 @@ def clip_text_dim(clip_model: str, clip_pretrained: str | None, clip_weights: st
     return int(cached_clip(ClipSpec(clip_model, clip_pretrained, clip_weights)).encode_texts(["a"]).shape[-1])
 
 
-__all__ = ["ClipTextEncoder", "TagEncoder", "TextEncoder", "clip_text_dim", "prompt_tags", "tag_vocabulary"]
+__all__ = [
+    "ClipTextEncoder",
+    "TagEncoder",
+    "TextEncoder",
+    "clip_text_dim",
+    "prompt_tags",
+    "tag_slots",
+    "tag_vocabulary",
+    "training_prompts",
+]  # fmt: skip

@@ -1,12 +1,14 @@
 """The pose-conditioned code transformer: GPT-2 (transformers) over a VQ code grid with a pose prefix and,
 in models trained with them, pose maps added along the codes (models/code_conditioning.py).
 
-Sequence: 17 pose tokens, then the h*w code indices in raster order. Vocabulary, one embedding table in
-two separate ranges (the codes never share ids with the pose, unlike the original taming set-up):
+Sequence: `max_tags` tag tokens (models trained with tags), 17 pose tokens, then the h*w code indices in
+raster order. Vocabulary, one embedding table in separate ranges (the codes never share ids with the pose,
+unlike the original taming set-up):
   [0, num_codes)                         the VQ's code indices
   num_codes + cell                       joint at grid cell `cell` (pose_grid x pose_grid over the image)
   num_codes + pose_grid**2               the joint is absent
   num_codes + pose_grid**2 + 1           the null pose (pose dropout; classifier-free guidance)
+  then one id per tag and a "no tag" id  (models trained with tags)
 Which joint a prefix token describes is its position (0..16), learned by GPT-2's position embeddings.
 Only code logits are ever used: training takes cross-entropy over the code range, sampling never
 draws a pose id.
@@ -32,6 +34,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from posedraw.devices import inference_autocast
 from posedraw.errors import ConfigError, PosedrawError
 from posedraw.models.code_conditioning import CodePoseEncoder, input_embeddings
+from posedraw.models.guidance import Branch, GuidanceScales
 from posedraw.models.incremental_gpt2 import IncrementalGPT2
 from posedraw.pose import NUM_JOINTS, Pose
 
@@ -46,10 +49,12 @@ class TransformerConfig:
     width: int = 512
     dropout: float = 0.0
     pose_maps: bool = False  # pose maps added along the codes (models/code_conditioning.py)
+    max_tags: int = 0  # tag tokens before the pose (0: no text; set from the data with text.kind tags)
+    num_tags: int = 0  # the tag vocabulary's size (set from the data)
 
     @property
     def num_positions(self) -> int:
-        return NUM_JOINTS + self.grid * self.grid
+        return self.max_tags + NUM_JOINTS + self.grid * self.grid
 
     @property
     def absent_token(self) -> int:
@@ -61,7 +66,7 @@ class TransformerConfig:
 
     def gpt2(self) -> GPT2Config:
         return GPT2Config(
-            vocab_size=self.null_token + 1,
+            vocab_size=self.null_token + 1 + (self.num_tags + 1 if self.max_tags else 0),
             n_positions=self.num_positions,
             n_embd=self.width,
             n_layer=self.layers,
@@ -82,11 +87,14 @@ def build_transformer(config: TransformerConfig) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config.gpt2())
 
 
-def pose_encoder_for(config: TransformerConfig, null_pose: bool) -> CodePoseEncoder:
-    """The pose encoder of a transformer of `config` (trained with pose dropout: `null_pose`)."""
+def pose_encoder_for(config: TransformerConfig, null_pose: bool, tags: Sequence[str] = ()) -> CodePoseEncoder:
+    """The pose encoder of a transformer of `config` (trained with pose dropout: `null_pose`; `tags` its
+    tag vocabulary, `config.num_tags` of them)."""
+    if len(tags) != config.num_tags:
+        raise ConfigError(f"model.num_tags: {config.num_tags}, but {len(tags)} tags were given")
     return CodePoseEncoder(
         num_codes=config.num_codes, grid=config.grid, pose_grid=config.pose_grid, width=config.width,
-        maps=config.pose_maps, null_pose=null_pose,
+        maps=config.pose_maps, null_pose=null_pose, tags=list(tags), max_tags=config.max_tags,
     )  # fmt: skip
 
 
@@ -95,7 +103,12 @@ class Sampling:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
-    guidance: float = 1.0  # classifier-free guidance on logits (1 = off; needs a model trained with dropout)
+    guidance: float = 1.0  # pose classifier-free guidance on logits (1 = off; needs a model trained with dropout)
+    text_guidance: float = 1.0  # text guidance (models with tags)
+
+    @property
+    def scales(self) -> GuidanceScales:
+        return GuidanceScales(self.guidance, self.text_guidance)
 
     def check(self) -> None:
         if self.temperature <= 0:
@@ -121,26 +134,36 @@ def filter_logits(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
 
 
 class CodeSampler:
-    """Draws code grids for poses from a trained GPT-2 and its pose encoder (see the module doc)."""
+    """Draws code grids for poses (and prompts) from a trained GPT-2 and its pose encoder (module doc)."""
 
     def __init__(self, model: GPT2LMHeadModel, encoder: CodePoseEncoder) -> None:
         self.model, self.encoder = model.eval(), encoder.eval()
         grid = encoder.config.grid
-        self.codes, self.length, self.num_codes = grid * grid, NUM_JOINTS + grid * grid, encoder.config.num_codes
+        self.codes, self.num_codes = grid * grid, encoder.config.num_codes
+        self.length = encoder.prefix_length + self.codes
 
     def _recomputed(self, sequence: torch.Tensor, pose_maps: torch.Tensor | None) -> torch.Tensor:
         """Last position's code logits from the whole sequence, without any cache (the reference)."""
-        embeds = input_embeddings(self.model, sequence, pose_maps)
+        embeds = input_embeddings(self.model, sequence, pose_maps, self.encoder.prefix_length)
         logits = self.model(inputs_embeds=embeds, use_cache=False, logits_to_keep=1).logits
         return logits[:, -1, : self.num_codes].float()
 
-    def _conditioning(self, poses: Sequence[Pose], guided: bool, device: torch.device):
-        """Prefix ids and projected pose maps, [null | pose] when guided."""
-        prefix, maps = self.encoder.prefix(poses), self.encoder.maps(poses)
-        if guided:
-            prefix = torch.cat([self.encoder.null_prefix(len(poses)), prefix])
-            maps = None if maps is None else torch.cat([self.encoder.null_maps(len(poses)), maps])
-        return prefix.to(device), None if maps is None else self.encoder(maps)
+    def _conditioning(self, poses: Sequence[Pose], branches: list[Branch], prompts, negatives, device):
+        """Prefix ids and projected pose maps of every branch the guidance needs, stacked in branch order
+        (pose-only models: [null | pose] when guided)."""
+        batch = len(poses)
+        pose, maps = self.encoder.pose_prefix(poses), self.encoder.maps(poses)
+        texts = {}
+        if self.encoder.takes_text:
+            texts = {True: self.encoder.text_prefix(prompts), False: self.encoder.text_prefix(negatives)}
+        prefixes, all_maps = [], []
+        for with_pose, with_text in branches:
+            ids = pose if with_pose else self.encoder.null_prefix(batch)
+            prefixes.append(torch.cat([texts[with_text], ids], dim=1) if texts else ids)
+            if maps is not None:
+                all_maps.append(maps if with_pose else self.encoder.null_maps(batch))
+        projected = self.encoder(torch.cat(all_maps)) if all_maps else None
+        return torch.cat(prefixes).to(device), projected
 
     @torch.no_grad()
     def __call__(
@@ -151,6 +174,8 @@ class CodeSampler:
         use_cache: bool = True,
         progress: bool = False,
         every: int | None = None,
+        prompts: Sequence[str] | None = None,
+        negatives: Sequence[str] | None = None,
     ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
         """(B, grid, grid) code indices, one grid per (pose, seed), and with `every` the codes drawn so far
         every `every` codes: [(count, (B, count) codes), ...]."""
@@ -159,9 +184,10 @@ class CodeSampler:
         self.encoder.check_guidance(sampling.guidance)
         if len(seeds) != len(poses):
             raise PosedrawError(f"seeds: expected one per pose ({len(poses)}), got {len(seeds)}")
+        prompts, negatives = list(prompts or [""] * len(poses)), list(negatives or [""] * len(poses))
         device = next(self.model.parameters()).device
-        guided = sampling.guidance != 1.0
-        prefix, pose_maps = self._conditioning(poses, guided, device)
+        branches = sampling.scales.branches(self.encoder.takes_text and any(prompts))
+        prefix, pose_maps = self._conditioning(poses, branches, prompts, negatives, device)
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         decoder = IncrementalGPT2(self.model, self.length, self.num_codes) if use_cache else None
         sequence = step_input = prefix
@@ -173,9 +199,10 @@ class CodeSampler:
                     logits = self._recomputed(sequence, pose_maps)
                 else:
                     logits = decoder.logits(step_input, _added(pose_maps, k, step_input.shape[1]))
+                logits = sampling.scales.combine(logits, branches)
                 drawn = self._draw(logits, sampling, generators).to(device)
                 codes.append(drawn)
-                step_input = torch.cat([drawn, drawn]) if guided else drawn
+                step_input = drawn.repeat(len(branches), 1)
                 if decoder is None:
                     sequence = torch.cat([sequence, step_input], dim=1)
                 if every and ((k + 1) % every == 0 or k + 1 == self.codes):
@@ -185,10 +212,8 @@ class CodeSampler:
 
     @staticmethod
     def _draw(logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator]) -> torch.Tensor:
-        """(B, 1) codes, each row from its own generator on the CPU so seeds agree across devices."""
-        if sampling.guidance != 1.0:  # one batch: [null pose | pose]
-            unconditional, conditional = logits.chunk(2)
-            logits = unconditional + sampling.guidance * (conditional - unconditional)
+        """(B, 1) codes from guided logits, each row from its own generator on the CPU so seeds agree
+        across devices."""
         probs = filter_logits(logits, sampling).softmax(-1).cpu()
         return torch.stack([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators, strict=True)])
 

@@ -4,8 +4,10 @@ A diffusers DiffusionPipeline of three components: `transformer` (transformers' 
 (VQModel) and `pose_encoder` (models/code_conditioning.py: the pose prefix and pose maps). Saved and
 loaded with `save_pretrained` / `from_pretrained` and `model_index.json`, like the diffusion pipeline, and
 called the same way: `pipe(poses, seeds=..., temperature=..., top_k=..., top_p=..., guidance=...)`
-returning a `Drawing` with the code grids. Intermediates are the partial code grids, decoded every k codes
-with the codes not drawn yet shown as code 0.
+returning a `Drawing` with the code grids; a model trained with tags also takes `prompt`,
+`negative_prompt` and `text_guidance` (two-condition guidance on the logits, models/guidance.py).
+Intermediates are the partial code grids, decoded every k codes with the codes not drawn yet shown as
+code 0.
 
 Folders written by earlier versions (`vq/`, `transformer/`, `posedraw.json` of kind "transformer", no
 `model_index.json`) load with `from_folder_of_earlier_version`.
@@ -23,11 +25,12 @@ from diffusers import VQModel
 from transformers import GPT2LMHeadModel
 
 from posedraw.config import from_dict
-from posedraw.errors import CheckpointError
+from posedraw.errors import CheckpointError, PosedrawError
 from posedraw.models.code_conditioning import CodePoseEncoder
 from posedraw.models.transformer import CodeSampler, Sampling, TransformerConfig, pose_encoder_for
 from posedraw.models.vq import decode_codes, latents_from_codes, load_vq
 from posedraw.pipelines.drawing import Drawing, DrawingPipeline, Option, at_least, check_seeds
+from posedraw.pipelines.keypoint_ldm import per_pose
 from posedraw.pose import Pose
 
 #: the `kind` in posedraw.json of model folders of earlier versions
@@ -53,6 +56,13 @@ class CodeTransformerPipeline(DrawingPipeline):
         self.register_modules(transformer=transformer, vq=vq, pose_encoder=pose_encoder)
 
     @property
+    def takes_text(self) -> bool:
+        return self.pose_encoder.takes_text
+
+    def unknown_prompt_words(self, prompts: Sequence[str]) -> list[str]:
+        return self.pose_encoder.unknown(prompts) if self.takes_text else []
+
+    @property
     def latent_shape(self) -> tuple[int, int, int]:
         grid = self.pose_encoder.config.grid
         return (int(self.vq.config.vq_embed_dim), grid, grid)
@@ -73,17 +83,26 @@ class CodeTransformerPipeline(DrawingPipeline):
         codes_every: int | None = None,
         progress_row: bool = False,
         use_cache: bool = True,
+        prompt: str | Sequence[str] = "",
+        negative_prompt: str | Sequence[str] = "",
+        text_guidance: float = 1.0,
     ) -> Drawing:
         """Draw one code grid per (pose, seed) and decode it. Intermediates every `codes_every` codes, or 8 of
-        them with `progress_row`; `use_cache=False` recomputes the sequence every step (the reference)."""
+        them with `progress_row`; `use_cache=False` recomputes the sequence every step (the reference).
+        `prompt` / `negative_prompt` (one for all, or one per pose) and `text_guidance`: models with tags."""
         seeds = check_seeds(list(poses), seeds)
+        prompts, negatives = (
+            per_pose(prompt, len(poses), "prompt"),
+            per_pose(negative_prompt, len(poses), "negative_prompt"),
+        )
+        if not self.takes_text and (any(prompts) or any(negatives)):
+            raise PosedrawError("--prompt: this model was trained without text (it draws from the pose alone)")
         if progress_row and codes_every is None:
             codes_every = max(1, self.pose_encoder.config.grid**2 // 8)
         sampler = CodeSampler(self.transformer, self.pose_encoder)
-        sampling = Sampling(temperature, top_k, top_p, guidance)
-        codes, partial = sampler(
-            poses, seeds, sampling, use_cache, progress=not self._progress_disabled(), every=codes_every
-        )
+        sampling = Sampling(temperature, top_k, top_p, guidance, text_guidance)
+        progress = not self._progress_disabled()
+        codes, partial = sampler(poses, seeds, sampling, use_cache, progress, codes_every, prompts, negatives)
         intermediates = [(count, self._decode_partial(drawn)) for count, drawn in partial]
         return Drawing(decode_codes(self.vq, codes).float(), latents_from_codes(self.vq, codes).float(),
                        codes=codes, intermediates=intermediates)  # fmt: skip

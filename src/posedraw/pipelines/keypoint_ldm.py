@@ -3,7 +3,7 @@
 A diffusers DiffusionPipeline of four components: `unet` (UNet2DConditionModel), `vq` (VQModel, the first
 stage), `scheduler` (the trained noise schedule; the sampler is chosen per call) and `pose_encoder`, and a
 fifth, `text_encoder`, for models trained with text (its tokens follow the pose's in the cross-attention
-context; guidance then has a pose and a text scale, `pipelines/guidance.py`). It is saved and loaded with
+context; guidance then has a pose and a text scale, `models/guidance.py`). It is saved and loaded with
 `save_pretrained` / `from_pretrained` (safetensors, no pickle).
 
 Latents: the diffusion model works on `vq latent * vq.config.scaling_factor`; a latent is divided by the
@@ -23,10 +23,10 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from posedraw.devices import inference_autocast
 from posedraw.errors import PosedrawError
 from posedraw.models.conditioning import PoseConditioning, PoseEncoder
+from posedraw.models.guidance import Branch, GuidanceScales
 from posedraw.models.text import TextEncoder
 from posedraw.models.vq import decode
 from posedraw.pipelines.drawing import Drawing, DrawingPipeline, Option, at_least, check_seeds
-from posedraw.pipelines.guidance import Branch, GuidanceScales
 from posedraw.pipelines.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, make_sampler, step_kwargs
 from posedraw.pose import Pose
 

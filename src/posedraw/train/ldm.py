@@ -28,7 +28,15 @@ from posedraw.data.latents import cache_stream, cache_tags, collate_cached, read
 from posedraw.devices import optimizer_options
 from posedraw.io import atomic_dir, save_image_atomic
 from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, PoseConditioning, PoseEncoder
-from posedraw.models.text import ClipTextEncoder, TagEncoder, TextEncoder, clip_text_dim, prompt_tags, tag_vocabulary
+from posedraw.models.text import (
+    ClipTextEncoder,
+    TagEncoder,
+    TextEncoder,
+    clip_text_dim,
+    tag_slots,
+    tag_vocabulary,
+    training_prompts,
+)
 from posedraw.models.unet import UNetConfig, build_unet
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
@@ -121,9 +129,7 @@ def make_text_encoder(config: LDMRunConfig, tag_lists: list[list[str]]) -> TextE
     vocabulary = tag_vocabulary(tag_lists, text.min_count)
     if not vocabulary:
         raise ValueError(f"text.kind tags: no tag of the training data is seen {text.min_count} times (text.min_count)")
-    known = set(vocabulary)
-    most = max((len([t for t in prompt_tags(tags) if t in known]) for tags in tag_lists), default=1)
-    return TagEncoder(vocabulary, dim=dim, max_tags=text.max_tags or max(1, most))
+    return TagEncoder(vocabulary, dim=dim, max_tags=tag_slots(tag_lists, vocabulary, text.max_tags))
 
 
 def _schedule(config: DiffusionConfig) -> dict[str, Any]:
@@ -200,10 +206,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         with `text.tag_dropout`, the whole prompt with `text.dropout` (drawn apart from the pose dropout)."""
         if self.text_encoder is None:
             return cond
-        text = self.config.text
-        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))  # follows the seeded stream
-        kept = [[t for t in prompt_tags(ts) if torch.rand((), generator=generator) >= text.tag_dropout] for ts in tags]
-        prompts = [ts if torch.rand((), generator=generator) >= text.dropout else [] for ts in kept]
+        prompts = training_prompts(tags, self.config.text.tag_dropout, self.config.text.dropout)
         tokens = self.text_encoder(**self.text_encoder.prepare(prompts))
         return PoseConditioning(torch.cat([cond.context, tokens.to(cond.context)], dim=1), cond.maps)
 

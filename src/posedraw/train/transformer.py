@@ -3,7 +3,9 @@
 Cross-entropy over the code range only; AdamW with the usual groups (no weight decay on biases, norms
 and embeddings) and a linear warm-up; pose dropout (the whole prefix becomes null tokens and the pose maps
 zeros) for guidance; optional input corruption (each input code kept with probability `keep_prob`, else a
-random code, as taming-transformers does; the targets stay the true codes). Exports a
+random code, as taming-transformers does; the targets stay the true codes); with `text.kind: tags`, each
+sample's tags as a prefix before the pose's (tag and prompt dropout drawn apart from the pose dropout).
+Exports a
 `CodeTransformerPipeline` folder (`model_index.json`, `transformer/`, `vq/`, `pose_encoder/`) and
 `posedraw.json` (steps and config).
 """
@@ -14,18 +16,19 @@ import copy
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from posedraw.config import load_config, to_dict
-from posedraw.data.latents import cache_stream, collate_cached, load_cache_index
+from posedraw.data.latents import cache_stream, cache_tags, collate_cached, load_cache_index
 from posedraw.devices import optimizer_options
 from posedraw.errors import ConfigError
 from posedraw.io import atomic_dir
-from posedraw.models.code_conditioning import PREFIX, CodePoseEncoder, input_embeddings
+from posedraw.models.code_conditioning import CodePoseEncoder, input_embeddings
+from posedraw.models.text import tag_slots, tag_vocabulary, training_prompts
 from posedraw.models.transformer import TransformerConfig, build_transformer, pose_encoder_for
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
@@ -47,9 +50,31 @@ class TransformerTrainConfig:
 
 
 @dataclass(frozen=True)
+class TransformerTextConfig:
+    kind: Literal["none", "tags"] = "none"
+    min_count: int = 5  # a tag seen fewer times in the training data is not in the vocabulary
+    max_tags: int = 0  # tag tokens per prompt; 0: the most known tags of one training sample
+    tag_dropout: float = 0.1  # each tag of a training prompt dropped with this probability
+    dropout: float = 0.1  # the whole prompt dropped (no text), drawn apart from the pose dropout
+
+
+@dataclass(frozen=True)
 class TransformerRunConfig:
     model: TransformerConfig = field(default_factory=TransformerConfig)
     train: TransformerTrainConfig = field(default_factory=TransformerTrainConfig)
+    text: TransformerTextConfig = field(default_factory=TransformerTextConfig)
+
+
+def fit_tags(config: TransformerRunConfig, codes: Path) -> tuple[TransformerRunConfig, list[str]]:
+    """With `text.kind: tags`, the tag vocabulary of the code cache and the model's tag sizes from it."""
+    if config.text.kind == "none":
+        return config, []
+    tag_lists = cache_tags(codes, "codes")
+    vocabulary = tag_vocabulary(tag_lists, config.text.min_count)
+    if not vocabulary:
+        raise ConfigError(f"text.min_count: no tag of {codes} is seen {config.text.min_count} times")
+    slots = tag_slots(tag_lists, vocabulary, config.text.max_tags)
+    return replace(config, model=replace(config.model, max_tags=slots, num_tags=len(vocabulary))), vocabulary
 
 
 def fit_to_cache(config: TransformerRunConfig, codes: Path) -> TransformerRunConfig:
@@ -81,40 +106,48 @@ def sequence_loss(
     pose_maps: torch.Tensor | None = None,
     inputs: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean cross-entropy of the codes (B, h, w) given the prefix (B, 17) and projected pose maps
+    """Mean cross-entropy of the codes (B, h, w) given the prefix (B, tags + 17) and projected pose maps
     (B, h * w, width), teacher-forced on `inputs` (the codes themselves unless corrupted)."""
-    targets = codes.flatten(1)
+    targets, length = codes.flatten(1), prefix.shape[1]
     ids = torch.cat([prefix, (codes if inputs is None else inputs).flatten(1)[:, :-1]], dim=1)
-    logits = model(inputs_embeds=input_embeddings(model, ids, pose_maps)).logits[:, PREFIX - 1 :, :num_codes]
+    embeds = input_embeddings(model, ids, pose_maps, length)
+    logits = model(inputs_embeds=embeds).logits[:, length - 1 :, :num_codes]
     return F.cross_entropy(logits.float().reshape(-1, num_codes), targets.reshape(-1))
 
 
-def conditioning(encoder: CodePoseEncoder, poses: list[Pose], drop: torch.Tensor | None, device):
-    """Prefix ids and projected pose maps of a batch; the samples `drop`ped get the null pose (null prefix,
-    all-zero maps). The null pose takes part in every batch, so its parameters always get a gradient."""
-    prefix, maps = encoder.prefix(poses).to(device), encoder.maps(poses)
+def conditioning(
+    encoder: CodePoseEncoder, poses: list[Pose], drop: torch.Tensor | None, device, prompts: list | None = None
+):
+    """Prefix ids and projected pose maps of a batch; the samples `drop`ped get the null pose (null pose
+    ids, all-zero maps). The null pose takes part in every batch, so its parameters always get a gradient."""
+    pose, maps = encoder.pose_prefix(poses).to(device), encoder.maps(poses)
     if drop is not None:
-        prefix = torch.where(drop[:, None], encoder.null_token, prefix)
+        pose = torch.where(drop[:, None], encoder.null_token, pose)
         maps = None if maps is None else torch.where(drop.cpu()[:, None, None], 0.0, maps)
+    prefix = pose
+    if encoder.takes_text:
+        prefix = torch.cat([encoder.text_prefix(prompts or [[] for _ in poses]).to(device), pose], dim=1)
     return prefix, None if maps is None else encoder(maps)
 
 
 @torch.no_grad()
-def held_out_loss(pipeline, codes: torch.Tensor, poses: list[Pose], with_pose: bool = True) -> float:
+def held_out_loss(
+    pipeline, codes: torch.Tensor, poses: list[Pose], with_pose: bool = True, prompts: list | None = None
+) -> float:
     """Cross-entropy (nats per code) of a trained pipeline on held-out samples, with their poses or with
-    the null pose."""
+    the null pose (and, for a model with tags, with `prompts` or no text)."""
     encoder = pipeline.pose_encoder.eval()
     drop = torch.full((len(poses),), not with_pose)
-    prefix, pose_maps = conditioning(encoder, poses, drop, codes.device)
+    prefix, pose_maps = conditioning(encoder, poses, drop, codes.device, prompts)
     return float(sequence_loss(pipeline.transformer.eval(), encoder.config.num_codes, codes, prefix, pose_maps))
 
 
 class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
-    def __init__(self, config: TransformerRunConfig) -> None:
+    def __init__(self, config: TransformerRunConfig, tags: list[str] | None = None) -> None:
         super().__init__()
         self.config = config
         self.model = build_transformer(config.model)
-        self.pose_encoder = pose_encoder_for(config.model, null_pose=config.train.pose_dropout > 0)
+        self.pose_encoder = pose_encoder_for(config.model, null_pose=config.train.pose_dropout > 0, tags=tags or [])
 
     def configure_optimizers(self):
         train = self.config.train
@@ -134,7 +167,10 @@ class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
         drop = None
         if self.pose_encoder.config.null_pose:
             drop = torch.rand(len(codes), device=self.device) < train.pose_dropout
-        prefix, pose_maps = conditioning(self.pose_encoder, batch["pose"], drop, self.device)
+        prompts = None
+        if self.pose_encoder.takes_text:
+            prompts = training_prompts(batch["tags"], self.config.text.tag_dropout, self.config.text.dropout)
+        prefix, pose_maps = conditioning(self.pose_encoder, batch["pose"], drop, self.device, prompts)
         inputs = None
         if train.keep_prob < 1:
             keep = torch.rand(codes.shape, device=self.device) < train.keep_prob
@@ -161,7 +197,7 @@ def export_transformer(module: CodeTransformerModule, vq, folder: Path, steps: i
 
 def transformer_stage(config_path: Path, codes: Path, vq_dir: Path, out: Path) -> Stage:
     """The code transformer stage: cached codes in, a model folder out."""
-    config = fit_to_cache(load_config(TransformerRunConfig, config_path), codes)
+    config, tags = fit_tags(fit_to_cache(load_config(TransformerRunConfig, config_path), codes), codes)
     vq = load_vq(vq_dir)
     if vq.config.num_vq_embeddings != config.model.num_codes:
         raise ConfigError(
@@ -170,7 +206,7 @@ def transformer_stage(config_path: Path, codes: Path, vq_dir: Path, out: Path) -
     train = config.train
     torch.manual_seed(train.seed)
     return Stage(
-        name="transformer", config=config, module=CodeTransformerModule(config),
+        name="transformer", config=config, module=CodeTransformerModule(config, tags),
         stream=cache_stream(codes, "codes", seed=train.seed), collate=collate_cached, batch_size=train.batch_size,
         num_workers=train.num_workers, max_steps=train.max_steps, checkpoint_every=train.checkpoint_every,
         seed=train.seed, export=lambda module, steps: export_transformer(module, vq, out / "model", steps),
