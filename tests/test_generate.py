@@ -71,7 +71,14 @@ def test_generate_writes_pngs_with_metadata_latents_grids_and_progress_rows(
     assert all(img.shape == (64, 64, 3) for img in images)
     assert len({img.tobytes() for img in images}) == 4  # 2 poses x 2 seeds: four distinct drawings
     info = json.loads(Image.open(out / "1001870_seed8.png").text["posedraw"])
-    assert (info["seed"], info["sampler"], info["steps"], info["eta"], info["guidance"]) == (8, "dpm++", 4, 0.0, 1.0)
+    options = info["options"]
+    assert (info["seed"], options["sampler"], options["steps"], options["eta"], options["guidance"]) == (
+        8,
+        "dpm++",
+        4,
+        0.0,
+        1.0,
+    )
     assert info["model"] == str(model_dir) and info["pose"]["schema"] == "posedraw.pose/1"
     latent = np.load(out / "1000846_seed7.latent.npy")
     assert latent.shape == (3, 16, 16) and np.isfinite(latent).all()
@@ -137,7 +144,7 @@ def test_generate_errors_are_one_line_exit_2(capsys, model_dir, keypoint_files, 
     np.save(tmp_path / "wrong.npy", np.zeros((4, 16, 16), np.float32))
     pose = keypoint_files["1000846"]
     cases = [
-        (["--model", tmp_path / "nope", "--pose", pose], "expected a pipeline folder with model_index.json"),
+        (["--model", tmp_path / "nope", "--pose", pose], "expected a model folder with model_index.json"),
         (["--model", model_dir, "--pose", tmp_path / "empty_pose.json"], "expected at least one joint with a position"),
         (
             ["--model", model_dir, "--pose", pose, "--latents", tmp_path / "wrong.npy"],

@@ -138,9 +138,11 @@ def train_pose_detector_command(
 @app.command("attribute-classifier")
 def train_attribute_classifier_command(
     out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps on fresh toy renders.")] = 1500,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, help="Training steps (batches of 64 of 6000 renders).")
+    ] = 1500,
     vq: Annotated[
-        str, typer.Option("--vq", help="Model folder whose VQ every other batch goes through (as generated images).")
+        str, typer.Option("--vq", help="Model folder whose VQ half of the renders go through (as generated images).")
     ] = "builtin",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
