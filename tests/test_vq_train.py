@@ -44,10 +44,10 @@ def _l1(vq, batch: torch.Tensor) -> float:
 
 
 def test_toy_f4_training_lowers_reconstruction_error(images, tmp_path):
-    # LPIPS off to keep the test fast; the discriminator joins for the last 30 steps
-    config = _config(tmp_path, loss={"perceptual_weight": 0.0, "disc_start": 120},
-                     train={"batch_size": 4, "sample_every": 75, "checkpoint_every": 75})  # fmt: skip
-    model_dir = train_vq(config, images, RunOptions(out=tmp_path / "run", max_steps=150, progress=False))
+    # LPIPS off to keep the test fast; the discriminator joins for the last 20 steps
+    config = _config(tmp_path, loss={"perceptual_weight": 0.0, "disc_start": 80},
+                     train={"batch_size": 4, "sample_every": 50, "checkpoint_every": 50})  # fmt: skip
+    model_dir = train_vq(config, images, RunOptions(out=tmp_path / "run", max_steps=100, progress=False))
     held_out = tmp_path / "held_out"
     write_shapes(held_out, 8, start=1000)
     folder = ImageFolder(held_out, 64)
@@ -56,12 +56,12 @@ def test_toy_f4_training_lowers_reconstruction_error(images, tmp_path):
     untrained = build_vq(load_config(VQRunConfig, config).model).eval()
     trained = load_vq(model_dir)
     before, after = _l1(untrained, batch), _l1(trained, batch)
-    assert after < 0.75 * before, (before, after)  # measured: 0.511 -> 0.354 on held-out images
+    assert after < 0.75 * before, (before, after)  # measured: 0.511 -> 0.347 on held-out images (100 steps)
     info = json.loads((model_dir / "posedraw.json").read_text())
-    assert info["steps"] == 150 and info["config"]["model"]["ch"] == 32
+    assert info["steps"] == 100 and info["config"]["model"]["ch"] == 32
     assert sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png")) == [
-        "recon_0000075.png",
-        "recon_0000150.png",
+        "recon_0000050.png",
+        "recon_0000100.png",
     ]
     logged = (tmp_path / "run" / "logs").rglob("metrics.csv")
     assert any("train/d_loss" in p.read_text() for p in logged)  # the discriminator did train
