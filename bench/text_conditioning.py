@@ -5,6 +5,8 @@
 written as a prompt ("red hair, long hair, blue dress"). The same poses and seeds are drawn without a
 prompt (the classifier then agrees with the drawn-at-random attributes by chance) and with it at text
 guidance 1, 2 and 4; the toy attribute classifier reads the attributes back, the toy detector the pose.
+Two reference rows: the renders of exactly the prompted figures, and those renders through the model's
+VQ, the best a drawing decoded by that VQ can score with this judge.
 
     python bench/text_conditioning.py [--model builtin] [--json bench/results/text_conditioning.json]
 """
@@ -15,28 +17,51 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from common import publish
 
+from posedraw.data.images import to_tensor
 from posedraw.data.poses import sample_pose
-from posedraw.data.toy import HAIR, OUTFIT, OUTFITS
+from posedraw.data.toy import HAIR, OUTFIT, OUTFITS, random_appearance, render_figure
 from posedraw.eval.attributes import attribute_accuracy, classify, load_classifier
 from posedraw.eval.fidelity import detect, fidelity, in_image_frame
+from posedraw.models.vq import decode, encode
 from posedraw.pipelines import load_pipeline
 
 
-def held_out(count: int) -> tuple[list, list[str]]:
-    """Held-out poses and, for each, a prompt naming four attributes drawn at random."""
-    poses, prompts = [], []
+def held_out(count: int) -> tuple[list, list[str], torch.Tensor]:
+    """Held-out poses, for each a prompt naming four attributes drawn at random, and the toy renders of
+    exactly those figures (the prompted attributes, the rest at random)."""
+    poses, prompts, renders = [], [], []
     for i in range(count):
         rng = np.random.default_rng(10**9 + i)
-        poses.append(sample_pose(rng, 64).label)
+        sampled = sample_pose(rng, 64)
+        poses.append(sampled.label)
         hair, colour = rng.choice(list(HAIR)), rng.choice(list(OUTFIT))
         length, outfit = rng.choice(["long", "short"]), rng.choice(list(OUTFITS))
         prompts.append(f"{hair} hair, {length} hair, {colour} {outfit}")
-    return poses, prompts
+        rest = random_appearance(np.random.default_rng([10**9 + i, 1]))
+        look = replace(rest, hair=str(hair), long_hair=length == "long", outfit=str(outfit), outfit_colour=str(colour))
+        renders.append(to_tensor(render_figure(sampled.full, sampled.head_size, look, 64)))
+    return poses, prompts, torch.stack(renders)
+
+
+def judged(images: torch.Tensor, prompts: list[str]) -> dict:
+    attributes = attribute_accuracy(classify(load_classifier(), images), prompts)
+    return {"attribute_accuracy": round(attributes.mean, 4),
+            "per_attribute": {n: round(a, 4) for n, a in attributes.accuracy.items()}}  # fmt: skip
+
+
+def ceiling(pipeline, renders: torch.Tensor, prompts: list[str]) -> dict:
+    """The prompted figures themselves through the model's VQ (encode, decode): what a model that draws
+    exactly the prompted figure would score, since every drawing is decoded by that VQ."""
+    with torch.no_grad():
+        decoded = decode(pipeline.vq, encode(pipeline.vq, renders)).clamp(-1, 1).float()
+    return {"renders": judged(renders, prompts), "renders through the VQ": judged(decoded, prompts)}
 
 
 def measure(pipeline, poses: list, prompts: list[str], prompted: bool, options: dict) -> dict:
@@ -47,10 +72,8 @@ def measure(pipeline, poses: list, prompts: list[str], prompted: bool, options: 
     seconds = time.perf_counter() - started
     targets = [in_image_frame(p, images.shape[-1], images.shape[-2]) for p in poses]
     pose = fidelity(detect(images, "toy", targets), targets)
-    attributes = attribute_accuracy(classify(load_classifier(), images), prompts)
     return {
-        "attribute_accuracy": round(attributes.mean, 4),
-        "per_attribute": {n: round(a, 4) for n, a in attributes.accuracy.items()},
+        **judged(images, prompts),
         "pck@0.1": round(pose.pck, 4),
         "seconds_per_image": round(seconds / len(poses), 3),
     }
@@ -65,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     pipeline = load_pipeline(args.model)
     pipeline.set_progress_bar_config(disable=True)
-    poses, prompts = held_out(args.poses)
+    poses, prompts, renders = held_out(args.poses)
     base = {"steps": 20, "guidance": args.guidance}
     pipeline(poses[:2], seeds=[0, 1], **base)  # warm-up
     rows = {"no prompt (chance)": measure(pipeline, poses, prompts, False, base)}
@@ -73,6 +96,7 @@ def main() -> None:
         rows[f"prompt, text guidance {scale:g}"] = measure(
             pipeline, poses, prompts, True, {**base, "text_guidance": scale}
         )
+    rows.update(ceiling(pipeline, renders, prompts))
     for name, row in rows.items():
         print(json.dumps({name: row}), file=sys.stderr, flush=True)
     publish(

@@ -60,7 +60,7 @@ class StubUNet(ModelMixin, ConfigMixin):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.ones(()))
 
-    def forward(self, x, t, encoder_hidden_states):
+    def forward(self, x, t, encoder_hidden_states, class_labels=None):
         context = torch.tanh(encoder_hidden_states * 3).sum(dim=(1, 2))[:, None, None, None]
         maps = x[:, 3:].sum(dim=1, keepdim=True)
         return SimpleNamespace(sample=torch.sin(x[:, :3] * self.scale + context) + 0.1 * maps)
@@ -241,3 +241,38 @@ def test_transformer_with_tags_takes_a_prompt_prefix_and_two_guidance_scales(wor
     code, _, err = run_cli(capsys, *redo)
     assert code == 0, err
     assert np.array_equal(np.load(tmp_path / "b" / "p_seed0.codes.npy"), cached[0].numpy())
+
+
+def test_a_pooled_text_path_fine_tuned_from_a_model_without_it_starts_as_that_model(tmp_path):
+    """`text.pooled` adds the prompt's mean token to the timestep embedding; `--init` from a model without it
+    starts with that path at zero (the same predictions), and once trained the path changes them."""
+    from posedraw.train.ldm import start_from
+
+    def module(pooled: bool) -> LatentDiffusionModule:
+        config = from_dict(LDMRunConfig, {**TINY_LDM, "text": {"kind": "tags", "pooled": pooled}})
+        return LatentDiffusionModule(config, TagEncoder(VOCABULARY, dim=16, max_tags=3))
+
+    torch.manual_seed(0)
+    plain = module(False)
+    for parameter in plain.text_encoder.parameters():
+        parameter.data.normal_()  # a "trained" tag encoder: it must be carried over, not learned afresh
+    plain.ema.module.load_state_dict(torch.nn.ModuleDict(plain.networks()).state_dict())
+    build_pipeline(plain, load_vq(builtin_model())).save_pretrained(tmp_path / "plain")
+    pooled = module(True)
+    start_from(pooled, tmp_path / "plain")
+    poses = [make_toy_sample(5, 64).pose]
+    x, t = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([400])
+
+    def predict(m: LatentDiffusionModule, prompt: str) -> torch.Tensor:
+        cond = m.conditioning(poses)
+        tokens = m.text_encoder(**m.text_encoder.prepare([prompt]))
+        cond = cond.with_text(tokens, pooled=m.config.text.pooled)
+        return m.unet(torch.cat([x, cond.maps], 1), t, encoder_hidden_states=cond.context,
+                      class_labels=cond.pooled).sample  # fmt: skip
+
+    with torch.no_grad():
+        assert torch.allclose(predict(plain, "red hair"), predict(pooled, "red hair"), atol=1e-6)
+        before = predict(pooled, "red hair") - predict(pooled, "blue dress")
+        torch.nn.init.normal_(pooled.unet.class_embedding.linear_2.weight, std=0.1)
+        after = predict(pooled, "red hair") - predict(pooled, "blue dress")
+    assert (after - before).abs().max() > 1e-3  # the pooled path carries the prompt

@@ -28,17 +28,28 @@ from posedraw.pose.schema import LIMB_INDICES
 
 @dataclass
 class PoseConditioning:
-    """What the UNet receives: `context` (B, tokens, dim) for cross-attention, `maps` (B, C, h, w) to concat."""
+    """What the UNet receives: `context` (B, tokens, dim) for cross-attention, `maps` (B, C, h, w) to concat,
+    `pooled` (B, dim) added to the timestep embedding (the text's mean token, for UNets built with one)."""
 
     context: torch.Tensor | None = None
     maps: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
 
     @staticmethod
     def cat(parts: Sequence[PoseConditioning]) -> PoseConditioning:
         def join(items: list[torch.Tensor | None]) -> torch.Tensor | None:
             return None if items[0] is None else torch.cat(items)  # type: ignore[arg-type]
 
-        return PoseConditioning(join([p.context for p in parts]), join([p.maps for p in parts]))
+        return PoseConditioning(
+            join([p.context for p in parts]), join([p.maps for p in parts]), join([p.pooled for p in parts])
+        )
+
+    def with_text(self, tokens: torch.Tensor, pooled: bool) -> PoseConditioning:
+        """This conditioning with text `tokens` (B, n, dim) after the pose tokens; with `pooled`, their mean
+        also goes to the timestep embedding, a path that reaches every resolution of the UNet (the tokens
+        reach only the attention layers)."""
+        tokens = tokens.to(self.context)
+        return PoseConditioning(torch.cat([self.context, tokens], 1), self.maps, tokens.mean(1) if pooled else None)
 
 
 def people_to_draw(pose: Pose, most: int, index: int = 0, model: str = "this model") -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from diffusers import UNet2DConditionModel
 
 
@@ -26,8 +27,10 @@ class UNetConfig:
             raise ValueError("model_channels * channel_mult must be divisible by num_head_channels")
 
 
-def build_unet(config: UNetConfig, extra_in_channels: int = 0) -> UNet2DConditionModel:
-    """A UNet for `config`; `extra_in_channels` are pose maps concatenated to the latent input."""
+def build_unet(config: UNetConfig, extra_in_channels: int = 0, pooled_dim: int = 0) -> UNet2DConditionModel:
+    """A UNet for `config`; `extra_in_channels` are pose maps concatenated to the latent input; `pooled_dim`
+    > 0 adds a projection of a (B, pooled_dim) vector to the timestep embedding (diffusers' "projection"
+    class embedding), zero-initialized so that a model fine-tuned with it starts as the one without."""
     channels = [config.model_channels * m for m in config.channel_mult]
     factors = [2**i for i in range(len(channels))]
     attention = set(config.attention_resolutions)
@@ -43,7 +46,12 @@ def build_unet(config: UNetConfig, extra_in_channels: int = 0) -> UNet2DConditio
         cross_attention_dim=config.context_dim,
         transformer_layers_per_block=config.transformer_depth,
         norm_num_groups=min(32, config.model_channels),
+        class_embed_type="projection" if pooled_dim else None,
+        projection_class_embeddings_input_dim=pooled_dim or None,
     )
+    if pooled_dim:
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.weight)
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.bias)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     return unet

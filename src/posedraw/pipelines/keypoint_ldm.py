@@ -51,7 +51,8 @@ class KeypointLDMPipeline(DrawingPipeline):
     _optional_components: ClassVar[list[str]] = ["text_encoder"]
     KIND = "diffusion"
     OPTIONS = MappingProxyType({
-        "sampler": Option("--sampler", DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}", lambda v: v in SAMPLERS),
+        "sampler": Option("--sampler", DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}", lambda v: v in SAMPLERS,
+                          tuple(SAMPLERS)),
         "steps": Option("--steps", DEFAULT_STEPS, "an integer >= 1", at_least(1, integer=True)),
         "eta": Option("--eta", 0.0, "a number >= 0", at_least(0)),
         "guidance": Option("--guidance", 1.0, "a number >= 0 (1 = off)", at_least(0)),
@@ -97,18 +98,19 @@ class KeypointLDMPipeline(DrawingPipeline):
         if self.takes_text:
             texts = {with_text: self.text_encoder(**self.text_encoder.prepare(prompts if with_text else negatives))
                      for with_text in {t for _, t in branches}}  # fmt: skip
+        pooled = getattr(self.unet.config, "class_embed_type", None) == "projection"
         parts = []
         for with_pose, with_text in branches:
             pose = posed if with_pose else null
-            context = pose.context if not texts else torch.cat([pose.context, texts[with_text].to(pose.context)], 1)
-            parts.append(PoseConditioning(context, pose.maps))
+            parts.append(pose if not texts else pose.with_text(texts[with_text], pooled))
         return PoseConditioning.cat(parts), branches
 
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, cond: PoseConditioning, branches: list[Branch], scales):
         x = x.repeat(len(branches), 1, 1, 1)  # one batch: every branch the guidance needs
         unet_input = x if cond.maps is None else torch.cat([x, cond.maps.to(x.dtype)], dim=1)
         with inference_autocast(self.device):
-            output = self.unet(unet_input, t, encoder_hidden_states=cond.context).sample.float()
+            output = self.unet(unet_input, t, encoder_hidden_states=cond.context, class_labels=cond.pooled).sample
+            output = output.float()
         return scales.combine(output, branches)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,7 @@ class TextConfig:
     max_tags: int = 0  # tags: tokens per prompt; 0: the most known tags of one training sample
     tag_dropout: float = 0.1  # tags: each tag of a training prompt dropped with this probability
     dropout: float = 0.1  # the whole prompt dropped (no text), drawn independently of the pose dropout
+    pooled: bool = False  # also add the prompt's mean token to the UNet's timestep embedding
     clip_model: str = "ViT-B-32"  # clip-text: the open_clip model and its weights (as for tuning)
     clip_pretrained: str | None = "openai"
     clip_weights: str | None = None
@@ -168,7 +169,8 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         self.pose_encoder = make_pose_encoder(config)
         self.text_encoder = text_encoder
         unet_config = config.unet if config.pose.mode != "legacy" else replace(config.unet, context_dim=17)
-        self.unet = build_unet(unet_config, self.pose_encoder.map_channels)
+        pooled = unet_config.context_dim if text_encoder is not None and config.text.pooled else 0
+        self.unet = build_unet(unet_config, self.pose_encoder.map_channels, pooled)
         self.schedule = noise_schedule(config.diffusion)
         self.ema = averaged_copy(self.networks(), config.train.ema_decay)
 
@@ -208,7 +210,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
             return cond
         prompts = training_prompts(tags, self.config.text.tag_dropout, self.config.text.dropout)
         tokens = self.text_encoder(**self.text_encoder.prepare(prompts))
-        return PoseConditioning(torch.cat([cond.context, tokens.to(cond.context)], dim=1), cond.maps)
+        return cond.with_text(tokens, pooled=self.config.text.pooled)
 
     def loss(self, latents: torch.Tensor, poses: list[Pose], tags: list[list[str]] | None = None) -> torch.Tensor:
         config = self.config.diffusion
@@ -221,7 +223,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
             drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
         cond = self.with_text(self.conditioning(poses, drop), tags or [[] for _ in poses])
         x = noisy if cond.maps is None else torch.cat([noisy, cond.maps], dim=1)
-        output = self.unet(x, t, encoder_hidden_states=cond.context).sample
+        output = self.unet(x, t, encoder_hidden_states=cond.context, class_labels=cond.pooled).sample
         target = noise if config.prediction == "epsilon" else self.schedule.get_velocity(latents, noise, t)
         per_sample = F.mse_loss(output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         if config.min_snr_gamma > 0:
@@ -295,20 +297,27 @@ def with_measured_scale(config: LDMRunConfig, latents: Path) -> LDMRunConfig:
 
 
 def start_from(module: LatentDiffusionModule, init: str | Path) -> None:
-    """Fine-tuning: the UNet and pose encoder (and their EMA) start as those of the diffusion model `init`;
-    a text encoder the model does not have starts fresh. Refuses a model of another shape."""
+    """Fine-tuning: the UNet and pose encoder (and their EMA) start as those of the diffusion model `init`,
+    and so does the text encoder when `init` has one of the same shape (a new one starts fresh). A pooled
+    text path the model does not have starts at zero (`build_unet`). Refuses a model of another shape."""
     from posedraw.errors import CheckpointError
     from posedraw.pipelines.loading import load_pipeline
 
     pipeline = load_pipeline(init)
-    for name in ("unet", "pose_encoder"):
-        source = getattr(pipeline, name, None)
-        if source is None:
+    for name in ("unet", "pose_encoder", "text_encoder"):
+        source, target = getattr(pipeline, name, None), getattr(module, name)
+        if source is None and name != "text_encoder":
             raise CheckpointError(f"--init {init}: not a diffusion model (it has no {name})")
+        if source is None or target is None:
+            continue
         try:
-            getattr(module, name).load_state_dict(source.state_dict())
+            missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
         except RuntimeError:
-            raise CheckpointError(f"--init {init}: its {name} has another shape than the config's") from None
+            missing, unexpected = ["(shapes)"], []
+        if unexpected or any(not key.startswith("class_embedding.") for key in missing):
+            if name == "text_encoder":  # another vocabulary: learned afresh
+                continue
+            raise CheckpointError(f"--init {init}: its {name} has another shape than the config's")
     module.ema.module.load_state_dict(torch.nn.ModuleDict(module.networks()).state_dict())
 
 
