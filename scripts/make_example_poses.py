@@ -11,26 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from posedraw.data.poses import KINDS, sample_pose
+from posedraw.data.poses import KINDS, example_pose
 from posedraw.data.toy import make_toy_scene
 from posedraw.pose import dump_pose
-
-
-def example(kind: str, size: int = 512):
-    """The first pose of `kind` from seeds 2*10^9, ... that is wholly inside the frame."""
-    seed = 2 * 10**9
-    while (sampled := sample_pose(np.random.default_rng(seed), size, kind)).out_of_frame:
-        seed += 1
-    return sampled.label
 
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "examples/poses")
     out.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
-        (out / f"{kind}.json").write_text(json.dumps(dump_pose(example(kind)), indent=1) + "\n")
+        (out / f"{kind}.json").write_text(json.dumps(dump_pose(example_pose(kind)), indent=1) + "\n")
         print(f"wrote {out / kind}.json")
     scene = make_toy_scene(2 * 10**9, 512, people=2).pose
     (out / "two_figures.json").write_text(json.dumps(dump_pose(scene), indent=1) + "\n")

@@ -50,6 +50,22 @@ def check_writable_file(path: str | os.PathLike[str]) -> None:
         raise PosedrawError(f"{target}: cannot be written ({parent} is not a writable folder)")
 
 
+def check_writable_dir(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output folder that cannot be made or written: a file in its place, or
+    (for a new folder) no writable folder above it. Creates nothing."""
+    from posedraw.errors import PosedrawError
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise PosedrawError(f"{target}: is a file; expected a folder to write into")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        where = "is not writable" if existing == target else f"cannot be made ({existing} is not a writable folder)"
+        raise PosedrawError(f"{target}: {where}")
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

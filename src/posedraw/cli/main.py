@@ -20,6 +20,7 @@ from posedraw.cli import demo as demo_cli
 from posedraw.cli import evaluate as eval_cli
 from posedraw.cli import generate as generate_cli
 from posedraw.cli import pose as pose_cli
+from posedraw.cli import studio as studio_cli
 from posedraw.cli import train as train_cli
 from posedraw.cli import tune as tune_cli
 from posedraw.cli import vq as vq_cli
@@ -42,6 +43,7 @@ app.command("generate")(generate_cli.generate)
 app.command("tune")(tune_cli.tune)
 
 app.command("demo")(demo_cli.demo)
+app.command("studio")(studio_cli.studio)
 
 USAGE_ERROR = 2
 

@@ -166,3 +166,12 @@ def _mirrored_positions(pose: Pose) -> np.ndarray:
     xy = pose.xy[0][FLIP_PERMUTATION].copy()
     xy[:, 0] = pose.width - xy[:, 0]
     return xy
+
+
+def example_pose(kind: str, size: int = 512) -> Pose:
+    """The example pose of `kind` (examples/poses, the studio's presets): the first pose of that kind from
+    seeds 2 * 10**9, ... that lies wholly inside the frame."""
+    seed = 2 * 10**9
+    while (sampled := sample_pose(np.random.default_rng(seed), size, kind)).out_of_frame:
+        seed += 1
+    return sampled.label

@@ -39,6 +39,7 @@ class Option:
     default: Any
     expected: str  # e.g. "an integer >= 1", for the error message
     valid: Callable[[Any], bool] = lambda value: True
+    choices: tuple[str, ...] = ()  # the values, when they are a list of names (for menus)
 
     def check(self, value: Any) -> None:
         if value is not None and not self.valid(value):

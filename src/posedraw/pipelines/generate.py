@@ -116,8 +116,8 @@ def pose_sample_grid(poses: Sequence[Pose], images: torch.Tensor) -> Image.Image
     return grid
 
 
-def _write_job(job: Job, index: int, result: Drawing, options: dict[str, Any], model: str, out: Path,
-               extras: Outputs) -> Path:  # fmt: skip
+def write_job(job: Job, index: int, result: Drawing, options: dict[str, Any], model: str, out: Path,
+              extras: Outputs) -> Path:  # fmt: skip
     stem = f"{job.name}_seed{job.seed}"
     image = to_image(result.images[index])
     path = out / f"{stem}.png"
@@ -162,5 +162,5 @@ def run_jobs(
         extra = {} if latents is None else {"latents": latents[start : start + len(batch)]}
         result = pipeline([j.pose for j in batch], seeds=[j.seed for j in batch], **options,
                           progress_row=extras.progress_row, **extra)  # fmt: skip
-        written += [_write_job(job, i, result, recorded, model, out, extras) for i, job in enumerate(batch)]
+        written += [write_job(job, i, result, recorded, model, out, extras) for i, job in enumerate(batch)]
     return written

@@ -1,0 +1,57 @@
+"""`posedraw studio`: the browser studio (pose editor, live preview, gallery) on a local web server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from posedraw.cli.common import DeviceOption
+from posedraw.errors import PosedrawError
+
+DEFAULT_MODELS = ["builtin:diffusion", "builtin:transformer"]
+
+
+def studio(
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="A model to draw with (repeat for several). Default: both built-in models."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes the studio to the network.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
+    out: Annotated[Path, typer.Option(help="Gallery folder: every drawing is written here with its recipe.")] = Path(
+        "studio-out"
+    ),
+    queue: Annotated[int, typer.Option(min=1, max=1000, help="Jobs waiting or running at most (more: 429).")] = 4,
+    device: DeviceOption = "auto",
+) -> None:
+    """Pose a character in the browser and watch it being drawn (http://HOST:PORT)."""
+    from posedraw.devices import resolve_device
+    from posedraw.io import check_writable_dir
+
+    try:
+        import uvicorn
+
+        from posedraw.studio.app import Studio, create_app
+        from posedraw.studio.drawing import Limits, Models
+        from posedraw.studio.jobs import JobQueue
+    except ImportError as exc:
+        missing = f"the studio needs its extra ({exc.name} is missing): pip install 'posedraw[studio]'"
+        raise PosedrawError(missing) from None
+    from posedraw.pipelines.loading import load_pipeline
+
+    device = resolve_device(device)
+    check_writable_dir(out)
+    names = list(dict.fromkeys(model or DEFAULT_MODELS))
+    pipelines = {name: load_pipeline(name, device=device) for name in names}
+    limits = Limits()
+    app = create_app(Studio(Models(pipelines, limits), out, JobQueue(queue), limits))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: --host {host} lets anyone who can reach this machine use the studio and its files",
+              file=sys.stderr)  # fmt: skip
+    print(f"posedraw studio on http://{host}:{port} ({', '.join(names)}; gallery {out})", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

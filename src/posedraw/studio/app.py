@@ -1,0 +1,286 @@
+"""posedraw studio: the HTTP API and the static page (FastAPI). The page uses exactly this API, so
+scripts can too; FastAPI documents it at /docs.
+
+Errors: every bad request is a 4xx whose body is {"error": "<one line>"}; only a bug gives a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from posedraw.data.poses import KINDS, example_pose
+from posedraw.data.toy import make_toy_scene
+from posedraw.errors import PosedrawError
+from posedraw.pose import dump_pose, parse_pose, render_skeleton
+from posedraw.pose.render import JOINT_COLOURS, LIMB_COLOURS
+from posedraw.pose.schema import FLIP_PERMUTATION, JOINTS, LIMB_INDICES
+from posedraw.studio.drawing import Limits, Models, PreviewGate, RequestError, draw_one, parse_request_pose
+from posedraw.studio.gallery import BadName, image_path, list_images
+from posedraw.studio.jobs import FINISHED, JobQueue, QueueFull, StudioJob
+
+STATIC = Path(__file__).parent / "static"
+EXPORT_FORMATS = ("posedraw", "openpose", "coco")
+
+
+@dataclass
+class Studio:
+    """The server's state: models, gallery folder, job queue, preview gate."""
+
+    models: Models
+    out: Path
+    jobs: JobQueue
+    limits: Limits = field(default_factory=Limits)
+    previews: PreviewGate = field(default_factory=PreviewGate)
+
+
+def error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) past `limit` bytes whether or not it declares its length."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"request body: expected at most {limit} bytes, got {declared}", status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"request body: expected at most {limit} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    body = await read_body(request, limit)
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError("request body: expected JSON") from None
+
+
+def presets() -> dict[str, Any]:
+    """The example poses (examples/poses), as posedraw documents."""
+    found = {kind: dump_pose(example_pose(kind)) for kind in KINDS}
+    found["two_figures"] = dump_pose(make_toy_scene(2 * 10**9, 512, people=2).pose)
+    return found
+
+
+def skeleton_info() -> dict[str, Any]:
+    """What the page needs to draw and mirror a pose exactly as posedraw does."""
+    return {
+        "joints": list(JOINTS),
+        "limbs": LIMB_INDICES.tolist(),
+        "limb_colours": [list(c) for c in LIMB_COLOURS],
+        "joint_colours": [list(c) for c in JOINT_COLOURS],
+        "mirror": FLIP_PERMUTATION.tolist(),
+    }
+
+
+def create_app(studio: Studio) -> FastAPI:
+    app = FastAPI(title="posedraw studio", summary="Pose a character and draw it with posedraw's models.")
+    app.state.studio = studio
+    cached_presets = presets()
+
+    @app.exception_handler(RequestError)
+    async def request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return error(str(exc), exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "bad request"
+        if exc.status_code == 404:
+            detail = f"not found: {request.url.path}"
+        return error(detail, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return error(f"{where}: {first.get('msg', 'invalid')}", 422)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/models", summary="The models this server draws with, their kinds and options")
+    def models() -> list[dict[str, Any]]:
+        return studio.models.describe()
+
+    @app.get("/api/presets", summary="Example poses (posedraw JSON) by name")
+    def get_presets() -> dict[str, Any]:
+        return cached_presets
+
+    @app.get("/api/skeleton", summary="Joint names, limbs, render colours and the mirror permutation")
+    def get_skeleton() -> dict[str, Any]:
+        return skeleton_info()
+
+    @app.post("/api/pose/import", summary="Any pose document posedraw reads -> posedraw JSON")
+    async def import_pose(request: Request) -> dict[str, Any]:
+        doc = await read_json(request, studio.limits.max_body)
+        notes: list[str] = []
+        try:
+            pose = parse_pose(doc, notes=notes)
+        except PosedrawError as exc:
+            raise RequestError(f"pose file: {exc}") from None
+        return {"pose": dump_pose(pose), "notes": notes}
+
+    @app.post("/api/pose/export", summary="Pose -> posedraw, OpenPose or COCO JSON (?format=)")
+    async def export_pose(request: Request, format: str = "posedraw") -> JSONResponse:
+        if format not in EXPORT_FORMATS:
+            raise RequestError(f"format: expected one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+        pose = parse_request_pose(await read_json(request, studio.limits.max_body))
+        notes: list[str] = []
+        doc = dump_pose(pose, format, notes=notes)
+        return JSONResponse(doc, headers={"X-Posedraw-Notes": json.dumps(notes)})
+
+    @app.post("/api/pose/skeleton", summary="Pose -> the skeleton PNG in the render colours")
+    async def skeleton(request: Request) -> Response:
+        pose = parse_request_pose(await read_json(request, studio.limits.max_body))
+        if max(pose.width, pose.height) > 4096:
+            raise RequestError("pose: canvas larger than 4096 pixels; scale it down to render")
+        buffer = io.BytesIO()
+        render_skeleton(pose).save(buffer, format="PNG")
+        return Response(buffer.getvalue(), media_type="image/png")
+
+    @app.post("/api/pose/detect", summary="A photo (the raw image bytes) -> the pose MediaPipe finds in it")
+    async def detect(request: Request) -> dict[str, Any]:
+        data = await read_body(request, studio.limits.max_upload)
+        image = open_upload(data, studio.limits.max_pixels)
+        return await run_in_threadpool(detect_in, image)
+
+    @app.post("/api/jobs", status_code=202, summary="Queue a full-quality drawing job")
+    async def create_job(request: Request) -> dict[str, Any]:
+        body = await read_json(request, studio.limits.max_body)
+        drawing = studio.models.request(body)
+        client = str(body.get("client", "api"))[:64]
+        holder: dict[str, StudioJob] = {}
+
+        def run(index: int) -> Path:
+            return draw_one(drawing, index, studio.out, f"studio-{holder['job'].id}")
+
+        job = StudioJob(client=client, total=drawing.count, run=run)
+        holder["job"] = job
+        try:
+            studio.jobs.submit(job)
+        except QueueFull as exc:
+            raise RequestError(str(exc), status=429) from None
+        return {**job.public(), "notes": drawing.notes}
+
+    @app.get("/api/jobs", summary="Jobs of one client (?client=), newest first")
+    def list_jobs(client: str | None = None) -> list[dict[str, Any]]:
+        jobs = [j for j in studio.jobs.jobs.values() if client is None or j.client == client]
+        return [j.public() for j in sorted(jobs, key=lambda j: -j.created)]
+
+    @app.get("/api/jobs/{job_id}", summary="A job's status, progress and images")
+    def job_status(job_id: str) -> dict[str, Any]:
+        return find_job(studio, job_id).public()
+
+    @app.delete("/api/jobs/{job_id}", summary="Cancel a job (a running one stops before its next image)")
+    def cancel(job_id: str) -> dict[str, Any]:
+        find_job(studio, job_id)
+        job = studio.jobs.cancel(job_id)
+        return job.public()  # type: ignore[union-attr]
+
+    @app.get("/api/jobs/{job_id}/events", summary="Server-sent events: the job's state at every change")
+    async def events(job_id: str) -> StreamingResponse:
+        job = find_job(studio, job_id)
+
+        async def stream():
+            seen: tuple = ()
+            while True:
+                state = (job.status, job.done, len(job.images))
+                if state != seen:
+                    seen = state
+                    yield f"data: {json.dumps(job.public())}\n\n"
+                if job.status in FINISHED:
+                    return
+                await asyncio.to_thread(studio.jobs.wait_for_change, job, seen, 5.0)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.post("/api/preview", summary="A fast drawing (few steps, one image) returned as PNG; newest wins")
+    async def preview(request: Request) -> Response:
+        body = await read_json(request, studio.limits.max_body)
+        drawing = studio.models.request(body)
+        client, seq = str(body.get("client", "api"))[:64], body.get("seq", 0)
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise RequestError(f"seq: expected an integer, got {seq!r}")
+        quality = body.get("quality", "preview")
+        if quality not in ("preview", "full"):
+            raise RequestError(f"quality: expected preview or full, got {quality!r}")
+        png = await run_in_threadpool(studio.previews.draw, drawing, client, seq, studio.limits, quality == "full")
+        return Response(png, media_type="image/png", headers={"X-Preview-Seq": str(seq)})
+
+    @app.get("/api/images", summary="The gallery: every image under --out with its recipe, newest first")
+    def images() -> list[dict[str, Any]]:
+        return list_images(studio.out)
+
+    @app.get("/api/images/{name}", summary="One gallery PNG (its recipe is in its metadata)")
+    def image(name: str) -> FileResponse:
+        try:
+            path = image_path(studio.out, name)
+        except BadName as exc:
+            raise RequestError(str(exc)) from None
+        if not path.is_file():
+            raise RequestError(f"image {name}: not in the gallery", status=404)
+        return FileResponse(path, media_type="image/png", filename=name)
+
+    return app
+
+
+def find_job(studio: Studio, job_id: str) -> StudioJob:
+    job = studio.jobs.jobs.get(job_id)
+    if job is None:
+        raise RequestError(f"job {job_id[:40]}: no such job", status=404)
+    return job
+
+
+def open_upload(data: bytes, max_pixels: int) -> np.ndarray:
+    """An uploaded photo as RGB uint8; refuses what is not an image and images over `max_pixels`."""
+    if not data:
+        raise RequestError("upload: expected an image, got an empty body")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > max_pixels:
+                    raise RequestError(f"upload: expected at most {max_pixels} pixels, got "
+                                       f"{image.width} x {image.height}", status=413)  # fmt: skip
+                return np.asarray(image.convert("RGB"))
+    except RequestError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise RequestError("upload: expected a PNG, JPEG or WebP image") from None
+
+
+def detect_in(image: np.ndarray) -> dict[str, Any]:
+    try:
+        from posedraw.pose.detect import detect_pose
+
+        pose = detect_pose(image, "upload")
+    except ImportError:
+        raise RequestError("pose from a photo needs MediaPipe: pip install 'posedraw[detect]'", status=501) from None
+    except PosedrawError as exc:
+        raise RequestError(str(exc), status=422) from None
+    return {"pose": dump_pose(pose), "width": image.shape[1], "height": image.shape[0]}
+
+
+__all__ = ["EXPORT_FORMATS", "Studio", "create_app", "presets"]

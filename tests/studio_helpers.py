@@ -1,0 +1,66 @@
+"""A studio on the built-in models for the API and browser tests (models loaded once per test session)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from posedraw.pipelines import load_pipeline
+from posedraw.studio.app import Studio, create_app
+from posedraw.studio.drawing import Limits, Models
+from posedraw.studio.jobs import JobQueue
+
+STANDING = json.loads((Path(__file__).parents[1] / "examples" / "poses" / "standing.json").read_text())
+
+
+@functools.cache
+def builtin_pipelines() -> dict:
+    return {name: load_pipeline(name) for name in ("builtin:diffusion", "builtin:transformer")}
+
+
+def make_studio(out: Path, queue: int = 4, limits: Limits | None = None) -> Studio:
+    limits = limits or Limits()
+    return Studio(Models(dict(builtin_pipelines()), limits), out, JobQueue(queue), limits)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningServer:
+    """uvicorn serving a studio on a free port in a thread (what `posedraw studio` runs)."""
+
+    def __init__(self, studio: Studio) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(create_app(studio), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RunningServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the studio server did not start in 30 s")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
