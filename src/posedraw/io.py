@@ -29,7 +29,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -47,7 +47,7 @@ def check_writable_file(path: str | os.PathLike[str]) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise PosedrawError(f"{target}: cannot be written ({parent} is not a writable folder)")
+        raise PosedrawError(f"{target}: cannot be written ({_not_writable(parent)})")
 
 
 def check_writable_dir(path: str | os.PathLike[str]) -> None:
@@ -62,14 +62,27 @@ def check_writable_dir(path: str | os.PathLike[str]) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        where = "is not writable" if existing == target else f"cannot be made ({existing} is not a writable folder)"
+        where = "is not writable" if existing == target else f"cannot be made ({_not_writable(existing)})"
         raise PosedrawError(f"{target}: {where}")
 
 
-def _umask() -> int:
-    current = os.umask(0)
+def _not_writable(path: Path) -> str:
+    return f"{path} is a file, not a folder" if path.exists() and not path.is_dir() else f"{path} is not writable"
+
+
+def _read_umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux's /proc), else read
+    once at import by setting and restoring it (before any thread of ours runs)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o022)
     os.umask(current)
     return current
+
+
+_UMASK = _read_umask()  # honoured by passing modes explicitly; the umask itself is never changed
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -109,7 +122,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))

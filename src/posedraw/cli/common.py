@@ -1,7 +1,8 @@
-"""Options shared by the commands that run models: device, devices, precision, trust."""
+"""Options shared by the commands: device, devices, precision, trust, and checks of output paths."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +19,35 @@ PrecisionOption = Annotated[
 TrustOption = Annotated[
     bool,
     typer.Option(
-        "--trust-checkpoint",
+        "--trust-checkpoint/--no-trust-checkpoint",
+        metavar="",
         help="Allow pickled checkpoints that hold Python objects (can run code: only for files you trust).",
     ),
 ]
+
+
+def writable_dir(value: Path | None) -> Path | None:
+    """Option callback: an output folder that can be made and written, checked before any work."""
+    from posedraw.io import check_writable_dir
+
+    if value is not None:
+        check_writable_dir(value)
+    return value
+
+
+def writable_file(value: Path | None) -> Path | None:
+    """Option callback: an output file that can be written, checked before any work."""
+    from posedraw.io import check_writable_file
+
+    if value is not None:
+        check_writable_file(value)
+    return value
+
+
+def vq_model(value: Path | None) -> Path | None:
+    """Option callback: a model folder that holds a VQ (checked before any work)."""
+    from posedraw.models.vq import vq_folder
+
+    if value is not None:
+        vq_folder(value)
+    return value

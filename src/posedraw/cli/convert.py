@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import TrustOption
+from posedraw.cli.common import TrustOption, writable_dir
 
 app = typer.Typer(help="Import original checkpoints (taming-transformers, latent-diffusion).", no_args_is_help=True)
 
@@ -16,7 +16,7 @@ app = typer.Typer(help="Import original checkpoints (taming-transformers, latent
 def convert_vq_command(
     checkpoint: Annotated[Path, typer.Argument(help="model.ckpt of a taming VQGAN or a latent-diffusion model.")],
     config: Annotated[Path, typer.Option("--config", help="The checkpoint's original config.yaml.")],
-    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Model folder to write.")],
     trust_checkpoint: TrustOption = False,
 ) -> None:
     """Convert a VQGAN (standalone, or the first stage of an LDM checkpoint) into a model folder.
@@ -39,8 +39,10 @@ def convert_vq_command(
 def convert_ldm_command(
     checkpoint: Annotated[Path, typer.Argument(help="model.ckpt of an original keypoint latent-diffusion model.")],
     config: Annotated[Path, typer.Option("--config", help="The checkpoint's original config.yaml.")],
-    out: Annotated[Path, typer.Option("--out", help="Pipeline folder to write.")],
-    no_ema: Annotated[bool, typer.Option("--no-ema", help="Use the live weights instead of the EMA weights.")] = False,
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Pipeline folder to write.")],
+    no_ema: Annotated[
+        bool, typer.Option("--no-ema", metavar="", help="Use the live weights instead of the EMA weights.")
+    ] = False,
     trust_checkpoint: TrustOption = False,
 ) -> None:
     """Convert an original keypoint LDM checkpoint (UNet + first stage + schedule) into a pipeline folder.

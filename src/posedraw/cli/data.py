@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import DeviceOption
+from posedraw.cli.common import DeviceOption, vq_model, writable_dir
 
 app = typer.Typer(
     help="Datasets: synthetic figures, real data ingestion, reports, pose detection, latent cache.",
@@ -19,6 +19,12 @@ ShardIndex = Annotated[int, typer.Option("--shard-index", min=0, help="This mach
 NumShards = Annotated[int, typer.Option("--num-shards", min=1, help="Machines sharing the build.")]
 Workers = Annotated[int, typer.Option("--workers", min=0, help="Parallel worker processes (0: one per CPU).")]
 PerShard = Annotated[int, typer.Option("--per-shard", min=1, help="Inputs per shard.")]
+RebuildOption = Annotated[
+    bool,
+    typer.Option(
+        "--rebuild/--no-rebuild", metavar="", help="Rebuild every shard (changed inputs or filters are rebuilt anyway)."
+    ),
+]
 
 
 def _workers(requested: int) -> int:
@@ -32,7 +38,7 @@ def _print_report(report) -> None:
 
 @app.command()
 def toy(
-    out: Annotated[Path, typer.Option("--out", help="Dataset folder to write.")],
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Dataset folder to write.")],
     num: Annotated[int, typer.Option("--num", min=1, help="Number of figures.")] = 1000,
     size: Annotated[int, typer.Option("--size", min=16, help="Image side in pixels.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first figure (figure i uses seed + i).")] = 0,
@@ -41,6 +47,7 @@ def toy(
     ] = 1,
     per_shard: PerShard = 500,
     workers: Workers = 0,
+    rebuild: RebuildOption = False,
 ) -> None:
     """Write a dataset of synthetic anime-like figures with their true poses, tags and captions.
 
@@ -51,7 +58,14 @@ def toy(
 
     plan = ShardPlan(list(range(seed, seed + num)), per_shard)
     report = build_dataset(
-        out, plan, ToyMaker(size, max_people), size, "png", workers=_workers(workers), extra_index={"source": "toy"}
+        out,
+        plan,
+        ToyMaker(size, max_people),
+        size,
+        "png",
+        workers=_workers(workers),
+        extra_index={"source": "toy"},
+        rebuild=rebuild,
     )
     _print_report(report)
 
@@ -60,15 +74,19 @@ def toy(
 def build(
     images: Annotated[Path, typer.Option("--images", help="Image folder (recursive; Danbooru layouts work).")],
     keypoints: Annotated[Path, typer.Option("--keypoints", help="Keypoint folder: <id>.json in any pose format.")],
-    out: Annotated[Path, typer.Option("--out", help="Dataset folder to write.")],
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Dataset folder to write.")],
     metadata: Annotated[Path | None, typer.Option("--metadata", help="Danbooru metadata (JSON lines).")] = None,
     size: Annotated[int, typer.Option("--size", min=16, help="Square side of the prepared images.")] = 256,
     min_visible: Annotated[int, typer.Option("--min-visible", help="Fewest visible joints to keep.")] = 10,
     rating: Annotated[list[str] | None, typer.Option("--rating", help="Keep only this rating (repeatable).")] = None,
     include_tag: Annotated[list[str] | None, typer.Option("--include-tag", help="Keep only these tags.")] = None,
     exclude_tag: Annotated[list[str] | None, typer.Option("--exclude-tag", help="Drop these tags.")] = None,
-    no_skeleton_check: Annotated[bool, typer.Option("--no-skeleton-check", help="Keep implausible skeletons.")] = False,
-    no_border_check: Annotated[bool, typer.Option("--no-border-check", help="Keep large uniform borders.")] = False,
+    no_skeleton_check: Annotated[
+        bool, typer.Option("--no-skeleton-check", metavar="", help="Keep implausible skeletons.")
+    ] = False,
+    no_border_check: Annotated[
+        bool, typer.Option("--no-border-check", metavar="", help="Keep large uniform borders.")
+    ] = False,
     image_format: Annotated[str, typer.Option("--image-format", help="jpg (quality 95) or png.")] = "jpg",
     clip_wanted: Annotated[list[str] | None, typer.Option("--clip-wanted", help="CLIP filter: wanted content.")] = None,
     clip_unwanted: Annotated[list[str] | None, typer.Option("--clip-unwanted", help="CLIP filter: unwanted.")] = None,
@@ -80,6 +98,7 @@ def build(
     shard_index: ShardIndex = 0,
     num_shards: NumShards = 1,
     workers: Workers = 0,
+    rebuild: RebuildOption = False,
 ) -> None:
     """Build a training set from images and keypoint files matched by id, with filters.
 
@@ -120,6 +139,7 @@ def build(
         num_shards,
         _workers(workers),
         extra_index={"source": str(images)},
+        rebuild=rebuild,
     )
     _print_report(report)
     if orphans:
@@ -129,7 +149,9 @@ def build(
 @app.command()
 def stats(
     manifest: Annotated[Path, typer.Argument(help="manifest.jsonl of a dataset.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the report (PNG plots + summary.json).")],
+    out: Annotated[
+        Path, typer.Option("--out", callback=writable_dir, help="Folder for the report (PNG plots + summary.json).")
+    ],
 ) -> None:
     """Plot joint positions, visible-joint counts, skip reasons and tags of a dataset.
 
@@ -144,7 +166,7 @@ def stats(
 @app.command("detect-poses")
 def detect_poses(
     images: Annotated[Path, typer.Argument(help="Image folder (recursive).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for <id>.json pose files.")],
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Folder for <id>.json pose files.")],
 ) -> None:
     """Detect poses for images without keypoints (MediaPipe); resumable.
 
@@ -162,10 +184,12 @@ def detect_poses(
 @app.command("cache-latents")
 def cache_latents(
     dataset: Annotated[str, typer.Argument(help="Dataset folder or URL.")],
-    model: Annotated[Path, typer.Option("--model", help="Model folder with the VQ (vq/).")],
-    out: Annotated[Path, typer.Option("--out", help="Cache folder to write.")],
-    latents: Annotated[bool, typer.Option("--latents/--no-latents", help="Cache pre-quantization latents.")] = True,
-    codes: Annotated[bool, typer.Option("--codes/--no-codes", help="Cache code indices.")] = True,
+    model: Annotated[Path, typer.Option("--model", callback=vq_model, help="Model folder with the VQ (vq/).")],
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Cache folder to write.")],
+    latents: Annotated[
+        bool, typer.Option("--latents/--no-latents", metavar="", help="Cache pre-quantization latents.")
+    ] = True,
+    codes: Annotated[bool, typer.Option("--codes/--no-codes", metavar="", help="Cache code indices.")] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     device: DeviceOption = "auto",
 ) -> None:

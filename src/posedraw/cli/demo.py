@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import DeviceOption
+from posedraw.cli.common import DeviceOption, writable_dir
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for data, models and the grid.")] = Path("posedraw-demo"),
+    out: Annotated[
+        Path, typer.Option("--out", callback=writable_dir, help="Folder for data, models and the grid.")
+    ] = Path("posedraw-demo"),
     figures: Annotated[int, typer.Option("--figures", min=16, help="Toy figures to train on.")] = 1500,
     vq_steps: Annotated[int, typer.Option("--vq-steps", min=1, help="VQ training steps.")] = 400,
     ldm_steps: Annotated[int, typer.Option("--ldm-steps", min=1, help="Diffusion training steps.")] = 400,

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from posedraw.cli.common import writable_file
+
 app = typer.Typer(help="Measure generated images.", no_args_is_help=True)
 
 
@@ -15,7 +17,9 @@ app = typer.Typer(help="Measure generated images.", no_args_is_help=True)
 def pose_fidelity(
     images: Annotated[list[Path], typer.Argument(help="PNGs made by posedraw generate (they carry their pose).")],
     detector: Annotated[str, typer.Option("--detector", help="toy (synthetic figures) or mediapipe.")] = "toy",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", callback=writable_file, help="Also write the report as JSON.")
+    ] = None,
 ) -> None:
     """Pose fidelity: PCK@0.1 and OKS of the detected pose against the conditioning pose, and L/R swaps.
 
@@ -50,7 +54,9 @@ def pose_fidelity(
 @app.command("attributes")
 def attribute_fidelity(
     images: Annotated[list[Path], typer.Argument(help="PNGs made by posedraw generate --prompt (they carry it).")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", callback=writable_file, help="Also write the report as JSON.")
+    ] = None,
 ) -> None:
     """Prompt fidelity on toy figures: the share of images drawn with the hair colour, hair length, outfit
     and outfit colour their prompt names (read back by the toy attribute classifier).

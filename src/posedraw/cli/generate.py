@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import DeviceOption
+from posedraw.cli.common import DeviceOption, writable_dir
 from posedraw.cli.options import CoordinateSpace, FrameOption, ImageIdOption, print_notes, read_options
 from posedraw.cli.tune import ClipOption, ClipPretrainedOption, ClipWeightsOption, clip_spec, print_similarities
 
@@ -17,14 +17,38 @@ def _pose_files(poses: list[Path], pose_dir: Path | None) -> list[Path]:
 
     files = list(poses)
     if pose_dir is not None:
+        if pose_dir.exists() and not pose_dir.is_dir():
+            raise PosedrawError(f"--pose-dir {pose_dir}: is a file; expected a folder of pose files (or --pose FILE)")
         if not pose_dir.is_dir():
             raise PosedrawError(f"--pose-dir {pose_dir}: no such folder")
-        files += sorted(pose_dir.glob("*.json"))
+        found = sorted(pose_dir.glob("*.json"))
+        if not found:
+            raise PosedrawError(f"--pose-dir {pose_dir}: no *.json in {pose_dir}")
+        files += found
     return files
 
 
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """A distinct file-name stem per pose file: its stem, or with its folder's name when two files of
+    different folders share a stem (a/pose.json, b/pose.json -> a_pose, b_pose), so no output overwrites
+    another; the same file given twice is drawn once."""
+    counts: dict[str, int] = {}
+    for path in dict.fromkeys(files):
+        counts[path.stem] = counts.get(path.stem, 0) + 1
+    names: dict[Path, str] = {}
+    for path in dict.fromkeys(files):
+        name = path.stem if counts[path.stem] == 1 else f"{path.parent.name or 'pose'}_{path.stem}"
+        while name in names.values():
+            name += "_"
+        names[path] = name
+    return names
+
+
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (and latents, grids, progress rows).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", callback=writable_dir, help="Folder for the PNGs (and latents, grids, progress rows)."),
+    ],
     model: Annotated[
         str | None,
         typer.Option(
@@ -56,11 +80,18 @@ def generate(
         float | None, typer.Option("--text-guidance", help="Text guidance scale (1 = off; models with text).")
     ] = None,
     latents: Annotated[Path | None, typer.Option("--latents", help="Start latents .npy: (C,h,w) or (N,C,h,w).")] = None,
-    save_latent: Annotated[bool, typer.Option("--save-latent", help="Write the final VQ latent .npy.")] = False,
-    progress_row: Annotated[
-        bool, typer.Option("--progress-row", help="Write the drawing as it forms, left to right.")
+    save_latent: Annotated[
+        bool, typer.Option("--save-latent/--no-save-latent", metavar="", help="Write the final VQ latent .npy.")
     ] = False,
-    grid: Annotated[bool, typer.Option("--grid", help="Write pose | sample side by side.")] = False,
+    progress_row: Annotated[
+        bool,
+        typer.Option(
+            "--progress-row/--no-progress-row", metavar="", help="Write the drawing as it forms, left to right."
+        ),
+    ] = False,
+    grid: Annotated[
+        bool, typer.Option("--grid/--no-grid", metavar="", help="Write pose | sample side by side.")
+    ] = False,
     from_png: Annotated[Path | None, typer.Option("--from-png", help="Redo a PNG made by generate.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per network batch.")] = 4,
     canvas: Annotated[str | None, typer.Option("--canvas", help="WIDTHxHEIGHT for pose files without one.")] = None,
@@ -98,12 +129,13 @@ def generate(
         job, recorded, recorded_model = read_png_metadata(from_png)
         jobs, model, poses = [job], model or recorded_model, {from_png: job.pose}
     else:
-        files = _pose_files(pose or [], pose_dir)
+        files = list(dict.fromkeys(_pose_files(pose or [], pose_dir)))
         if not files:
             raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")
         read = read_options(canvas, coords, image_id, frame)
         poses = {f: read_pose(f, options=read, notes=notes) for f in files}
-        jobs = [Job(poses[f], f.stem, seed + k) for f in files for k in range(num)]
+        names = output_names(files)
+        jobs = [Job(poses[f], names[f], seed + k) for f in files for k in range(num)]
     pipeline = load_pipeline(model, resolve_device(device), notes)
     print_notes(notes)
     if from_png is not None:  # the recipe, less options of earlier versions this model does not take

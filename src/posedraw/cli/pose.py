@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from posedraw.cli.common import writable_file
 from posedraw.cli.options import CoordinateSpace, FormatName, FrameOption, ImageIdOption, print_notes, read_options
 from posedraw.io import load_rgb, save_image_atomic
 from posedraw.pose import (
@@ -44,7 +45,8 @@ CoordsOption = Annotated[
 KeepConfidenceOption = Annotated[
     bool,
     typer.Option(
-        "--keep-confidence",
+        "--keep-confidence/--no-keep-confidence",
+        metavar="",
         help="OpenPose output: write each joint's own confidence instead of 1.0 (ControlNet ignores joints below 1).",
     ),
 ]
@@ -71,10 +73,12 @@ def _write(pose: Pose, target: Path, fmt: FormatName, keep_confidence: bool) -> 
 @app.command()
 def convert(
     source: Annotated[Path, typer.Argument(help="Pose file to read.")],
-    target: Annotated[Path, typer.Argument(help="Pose file to write.")],
+    target: Annotated[Path, typer.Argument(callback=writable_file, help="Pose file to write.")],
     from_format: FromOption = None,
     to_format: Annotated[FormatName, typer.Option("--to", help="Output format.")] = FormatName.posedraw,
-    pad_square: Annotated[bool, typer.Option("--pad-square", help="Pad the canvas to a square first.")] = False,
+    pad_square: Annotated[
+        bool, typer.Option("--pad-square/--no-pad-square", metavar="", help="Pad the canvas to a square first.")
+    ] = False,
     canvas: CanvasOption = None,
     coords: CoordsOption = None,
     image_id: ImageIdOption = None,
@@ -95,7 +99,7 @@ def convert(
 @app.command()
 def render(
     source: Annotated[Path, typer.Argument(help="Pose file to draw.")],
-    target: Annotated[Path, typer.Argument(help="Image to write (.png).")],
+    target: Annotated[Path, typer.Argument(callback=writable_file, help="Image to write (.png).")],
     size: Annotated[int | None, typer.Option("--size", min=8, help="Longer side of the image in pixels.")] = None,
     over: Annotated[Path | None, typer.Option("--over", help="Draw over this image instead of black.")] = None,
     from_format: FromOption = None,
@@ -162,7 +166,7 @@ def show(
 @app.command()
 def detect(
     photo: Annotated[Path, typer.Argument(help="Photo with one person (png/jpg/webp).")],
-    target: Annotated[Path, typer.Argument(help="Pose file to write.")],
+    target: Annotated[Path, typer.Argument(callback=writable_file, help="Pose file to write.")],
     render_to: Annotated[Path | None, typer.Option("--render", help="Also draw the pose over the photo.")] = None,
     to_format: Annotated[FormatName, typer.Option("--to", help="Output format.")] = FormatName.posedraw,
     keep_confidence: KeepConfidenceOption = False,

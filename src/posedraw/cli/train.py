@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import DeviceOption, DevicesOption, NodesOption, PrecisionOption
+from posedraw.cli.common import DeviceOption, DevicesOption, NodesOption, PrecisionOption, vq_model, writable_dir
 
 app = typer.Typer(help="Train the models (Lightning: --devices/--num-nodes for DDP, resumable).", no_args_is_help=True)
 
 
 MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", min=1, help="Override the config's steps.")]
-RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore an existing last.ckpt in OUT.")]
+RestartOption = Annotated[
+    bool, typer.Option("--restart/--no-restart", metavar="", help="Ignore an existing last.ckpt in OUT.")
+]
 
 
 def _options(
@@ -29,9 +31,9 @@ def _options(
 def train_vq_command(
     config: Annotated[Path, typer.Option("--config", help="A configs/vq-*.yaml file.")],
     data: Annotated[Path, typer.Option("--data", help="Folder of images (recursive; jpg/png/webp).")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples, logs, model/.")] = Path(
-        "runs/vq"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", callback=writable_dir, help="Run folder: checkpoints, samples, logs, model/.")
+    ] = Path("runs/vq"),
     max_steps: MaxStepsOption = None,
     restart: RestartOption = False,
     device: DeviceOption = "auto",
@@ -54,10 +56,10 @@ def train_vq_command(
 def train_ldm_command(
     config: Annotated[Path, typer.Option("--config", help="A configs/ldm-*.yaml file.")],
     latents: Annotated[Path, typer.Option("--latents", help="Latent cache (posedraw data cache-latents).")],
-    vq: Annotated[Path, typer.Option("--vq", help="The VQ model folder the cache was made with.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, samples, logs, model/.")] = Path(
-        "runs/ldm"
-    ),
+    vq: Annotated[Path, typer.Option("--vq", callback=vq_model, help="The VQ model folder the cache was made with.")],
+    out: Annotated[
+        Path, typer.Option("--out", callback=writable_dir, help="Run folder: checkpoints, samples, logs, model/.")
+    ] = Path("runs/ldm"),
     init: Annotated[
         str | None,
         typer.Option("--init", help="Start from this diffusion model's UNet and pose encoder (fine-tuning)."),
@@ -85,10 +87,10 @@ def train_ldm_command(
 def train_transformer_command(
     config: Annotated[Path, typer.Option("--config", help="A configs/transformer-*.yaml file.")],
     codes: Annotated[Path, typer.Option("--codes", help="Code cache (posedraw data cache-latents --codes).")],
-    vq: Annotated[Path, typer.Option("--vq", help="The VQ model folder the cache was made with.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, logs, model/.")] = Path(
-        "runs/transformer"
-    ),
+    vq: Annotated[Path, typer.Option("--vq", callback=vq_model, help="The VQ model folder the cache was made with.")],
+    out: Annotated[
+        Path, typer.Option("--out", callback=writable_dir, help="Run folder: checkpoints, logs, model/.")
+    ] = Path("runs/transformer"),
     max_steps: MaxStepsOption = None,
     restart: RestartOption = False,
     device: DeviceOption = "auto",
@@ -110,34 +112,35 @@ def train_transformer_command(
 
 @app.command("pose-detector")
 def train_pose_detector_command(
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Weights file to write (.safetensors).")],
     steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps on fresh toy renders.")] = 1500,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Weights file (default: the one shipped in the package).")
-    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train the toy pose detector (heatmap CNN) that judges generated toy figures; prints held-out PCK.
+    The detector shipped in the package changes only through scripts/build_toy_judges.sh.
 
-    Example: posedraw train pose-detector --steps 1500
+    Example: posedraw train pose-detector --out runs/toy_detector.safetensors --steps 1500
     """
     import torch
 
     from posedraw.data.images import to_tensor
     from posedraw.data.toy import make_toy_sample
     from posedraw.eval.fidelity import fidelity
-    from posedraw.eval.toy_detector import WEIGHTS, detect_toy_poses, save_detector, train_detector
+    from posedraw.eval.toy_detector import detect_toy_poses, save_detector, train_detector
+    from posedraw.io import check_writable_file
 
+    check_writable_file(out)
     model, report = train_detector(steps=steps, seed=seed)
     held_out = [make_toy_sample(900_000_000 + i, 64) for i in range(200)]
     found = detect_toy_poses(model, torch.stack([to_tensor(s.image) for s in held_out]), 64, 64)
     score = fidelity(found, [s.pose for s in held_out])
-    save_detector(model, out or WEIGHTS)
-    typer.echo(f"trained {report.steps} steps; held-out PCK@0.1 {score.pck:.4f}; saved {out or WEIGHTS}")
+    save_detector(model, out)
+    typer.echo(f"trained {report.steps} steps; held-out PCK@0.1 {score.pck:.4f}; saved {out}")
 
 
 @app.command("attribute-classifier")
 def train_attribute_classifier_command(
-    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.safetensors).")],
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Weights file to write (.safetensors).")],
     steps: Annotated[
         int, typer.Option("--steps", min=1, help="Training steps (batches of 64 of 6000 renders).")
     ] = 1500,
@@ -148,7 +151,7 @@ def train_attribute_classifier_command(
 ) -> None:
     """Train the toy attribute classifier that `posedraw eval attributes` uses; prints held-out accuracy.
 
-    Example: posedraw train attribute-classifier --out src/posedraw/eval/weights/toy_attributes.safetensors
+    Example: posedraw train attribute-classifier --out runs/toy_attributes.safetensors
     """
     from posedraw.eval.attributes import held_out_accuracy, save_classifier, train_classifier
     from posedraw.io import check_writable_file

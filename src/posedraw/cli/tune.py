@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import DeviceOption
+from posedraw.cli.common import DeviceOption, writable_dir
 
 ClipOption = Annotated[
     str, typer.Option("--clip", help="open_clip model name (ViT-B-32, ViT-L-14, ...; posedraw-tiny-clip for tests).")
@@ -28,7 +28,9 @@ def clip_spec(clip: str, pretrained: str, weights: Path | None):
 
 def tune(
     source: Annotated[Path, typer.Argument(help="A .latent.npy from generate --save-latent, a code .npy or an image.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for <name>_tuned.png, its latent and strip.")],
+    out: Annotated[
+        Path, typer.Option("--out", callback=writable_dir, help="Folder for <name>_tuned.png, its latent and strip.")
+    ],
     prompt: Annotated[list[str] | None, typer.Option("--prompt", help="'text' or 'text:weight'; repeatable.")] = None,
     image_prompt: Annotated[
         list[str] | None, typer.Option("--image-prompt", help="Image file, optionally ':weight'; repeatable.")

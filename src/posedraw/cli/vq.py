@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import track
 from rich.table import Table
 
-from posedraw.cli.common import DeviceOption
+from posedraw.cli.common import DeviceOption, vq_model, writable_dir
+from posedraw.progress import tracked
 
 app = typer.Typer(help="Use a VQ first stage on its own.", no_args_is_help=True)
 
@@ -18,11 +18,17 @@ app = typer.Typer(help="Use a VQ first stage on its own.", no_args_is_help=True)
 @app.command()
 def reconstruct(
     images: Annotated[list[Path], typer.Argument(help="Images to reconstruct.")],
-    model: Annotated[Path, typer.Option("--model", help="Model folder (from convert vq, train vq or a pipeline).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the reconstructions.")],
+    model: Annotated[
+        Path, typer.Option("--model", callback=vq_model, help="Model folder (from convert vq, train vq or a pipeline).")
+    ],
+    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Folder for the reconstructions.")],
     size: Annotated[int | None, typer.Option("--size", min=8, help="Side in pixels (default: the model's).")] = None,
-    save_latent: Annotated[bool, typer.Option("--save-latent", help="Write the pre-quantization latent .npy.")] = False,
-    save_codes: Annotated[bool, typer.Option("--save-codes", help="Write the code indices .npy.")] = False,
+    save_latent: Annotated[
+        bool, typer.Option("--save-latent/--no-save-latent", metavar="", help="Write the pre-quantization latent .npy.")
+    ] = False,
+    save_codes: Annotated[
+        bool, typer.Option("--save-codes/--no-save-codes", metavar="", help="Write the code indices .npy.")
+    ] = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Reconstruct images through the VQ and print PSNR (and LPIPS when its VGG16 weights are cached).
@@ -41,7 +47,7 @@ def reconstruct(
         raise PosedrawError(f"--size: expected a multiple of the model's downsampling factor {factor}, got {side}")
     metric = lpips_if_available()
     results = []
-    for path in track(images, description="reconstructing", console=Console(stderr=True), transient=True):
+    for path in tracked(images, "reconstructing"):
         results += reconstruct_images(vq, [path], out, side, save_latent, save_codes, metric)
     table = Table("image", "output", "PSNR dB", "LPIPS")
     for r in results:

@@ -2,8 +2,11 @@
 
 Inputs are sorted by id and cut into shards of `per_shard` inputs, so shard n always holds the same
 inputs. Each shard is built by one worker process and written with its part of the manifest
-(`parts/<n>.jsonl`, one row per input: kept, or skipped with a reason); a shard whose tar and part both
-exist is done and never rebuilt, which makes interrupted builds resume. `shard_index / num_shards`
+(`parts/<n>.jsonl`, one row per input: kept, or skipped with a reason) and a fingerprint of what it was
+built from (`parts/<n>.fingerprint`: the sample maker's settings, filters included, the image format,
+and each input's path, size and modification time). A shard whose tar, part and matching fingerprint
+exist is done and reused, which makes interrupted builds resume; a shard whose inputs or filters changed
+is rebuilt (`rebuild` rebuilds every shard). `shard_index / num_shards`
 selects every num_shards-th shard, so a cluster array job can split the work. When every part exists, the
 parts are merged into `manifest.jsonl` and `dataset.json`, and the counts are checked: every input is in
 a shard or skipped with a reason.
@@ -11,6 +14,8 @@ a shard or skipped with a reason.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import multiprocessing
 from collections import Counter
@@ -19,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from rich.progress import Progress
-
 from posedraw.data.shards import Sample, manifest_line, write_dataset_index, write_shard
 from posedraw.errors import DataError
 from posedraw.io import write_text_atomic
+from posedraw.progress import progress as work_progress
 
 T = TypeVar("T")
 #: make(item) -> (sample or None, manifest row). The row always has "id" and "status" ("kept" / "skipped").
@@ -51,11 +55,16 @@ class BuildReport:
     shards_built: int
     shards_reused: int
     complete: bool  # all shards of all machines exist and the manifest was merged
+    shards_listed: int | None = None  # shards holding samples (dataset.json), once complete
 
     def lines(self) -> list[str]:
         lines = [f"inputs {self.inputs}: kept {self.kept}, skipped {sum(self.skipped.values())}"]
         lines += [f"  skipped: {reason}: {n}" for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])]
-        lines.append(f"shards built {self.shards_built}, reused {self.shards_reused}")
+        line = f"shards built {self.shards_built}, reused {self.shards_reused}"
+        if self.shards_listed is not None:
+            empty = self.shards_built + self.shards_reused - self.shards_listed
+            line += f"; dataset.json lists {self.shards_listed}" + (f" ({empty} held no kept sample)" if empty else "")
+        lines.append(line)
         if not self.complete:
             lines.append("other shards are still missing (another machine's part?): manifest not merged yet")
         return lines
@@ -69,12 +78,44 @@ def _part(out: Path, shard: int) -> Path:
     return out / "parts" / f"{shard:06d}.jsonl"
 
 
-def _done(out: Path, shard: int) -> bool:
-    return (out / shard_name(shard)).is_file() and _part(out, shard).is_file()
+def _fingerprint_file(out: Path, shard: int) -> Path:
+    return out / "parts" / f"{shard:06d}.fingerprint"
+
+
+def _describe(value: Any) -> Any:
+    """What a shard is built from, as JSON: files by path, size and modification time."""
+    if isinstance(value, Path) or (isinstance(value, str) and value and Path(value).is_file()):
+        path = Path(value)
+        stat = path.stat() if path.exists() else None
+        return [str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    return repr(value)
+
+
+def fingerprint(items: Sequence[Any], make: MakeSample, image_format: str) -> str:
+    """The fingerprint of one shard's inputs and settings (see the module docstring)."""
+    recipe = {"make": type(make).__qualname__, "settings": _describe(make), "format": image_format,
+              "items": _describe(list(items))}  # fmt: skip
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _done(out: Path, shard: int, expected: str | None = None) -> bool:
+    if not ((out / shard_name(shard)).is_file() and _part(out, shard).is_file()):
+        return False
+    if expected is None:
+        return True
+    stored = _fingerprint_file(out, shard)
+    return stored.is_file() and stored.read_text().strip() == expected
 
 
 def _build_one(args: tuple[Path, int, Sequence[Any], MakeSample, str]) -> int:
     out, shard, items, make, image_format = args
+    _fingerprint_file(out, shard).unlink(missing_ok=True)  # a half-rebuilt shard is never taken for done
     samples, rows = [], []
     for item in items:
         sample, row = make(item)
@@ -83,6 +124,7 @@ def _build_one(args: tuple[Path, int, Sequence[Any], MakeSample, str]) -> int:
             samples.append(sample)
     write_shard(out / shard_name(shard), samples, image_format)
     write_text_atomic(_part(out, shard), "".join(manifest_line(r) for r in sorted(rows, key=lambda r: r["id"])))
+    write_text_atomic(_fingerprint_file(out, shard), fingerprint(items, make, image_format) + "\n")
     return shard
 
 
@@ -97,25 +139,29 @@ def build_dataset(
     workers: int = 1,
     progress: bool = True,
     extra_index: dict | None = None,
+    rebuild: bool = False,
 ) -> BuildReport:
-    """Build (or resume) this machine's shards, then merge the manifest if every shard exists."""
+    """Build (or resume) this machine's shards, then merge the manifest if every shard exists. Shards built
+    from other inputs or settings are rebuilt; `rebuild` rebuilds them all."""
     if not 0 <= shard_index < num_shards:
         raise DataError(f"--shard-index: expected 0..{num_shards - 1}, got {shard_index}")
     mine = [s for s in range(plan.count) if s % num_shards == shard_index]
-    todo = [s for s in mine if not _done(out, s)]
+    prints = {s: fingerprint(plan.items_of(s), make, image_format) for s in mine}
+    todo = [s for s in mine if rebuild or not _done(out, s, prints[s])]
     (out / "shards").mkdir(parents=True, exist_ok=True)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     jobs = [(out, s, plan.items_of(s), make, image_format) for s in todo]
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("building shards", total=len(jobs))
+    with work_progress("building shards", len(jobs), progress) as advance:
         if workers > 1 and len(jobs) > 1:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            # spawn, not fork: the parent holds torch's thread pools (and perhaps a CLIP), which forked
+            # children inherit in a state they cannot use safely
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
                 for _ in pool.imap_unordered(_build_one, jobs):
-                    bar.advance(task)
+                    advance(1)
         else:
             for job in jobs:
                 _build_one(job)
-                bar.advance(task)
+                advance(1)
     complete = all(_done(out, s) for s in range(plan.count))
     rows = _merge(out, plan, size, image_format, extra_index) if complete else _rows(out, mine)
     kept = sum(r["status"] == "kept" for r in rows)
@@ -123,7 +169,8 @@ def build_dataset(
     inputs = len(plan.items) if complete else sum(len(plan.items_of(s)) for s in mine)
     if kept + sum(skipped.values()) != inputs:
         raise DataError(f"{out}: {inputs} inputs but {kept} kept + {sum(skipped.values())} skipped: a part is damaged")
-    return BuildReport(inputs, kept, dict(skipped), len(todo), len(mine) - len(todo), complete)
+    listed = len({r["shard"] for r in rows if r["shard"] and r["status"] == "kept"}) if complete else None
+    return BuildReport(inputs, kept, dict(skipped), len(todo), len(mine) - len(todo), complete, listed)
 
 
 def _rows(out: Path, shards: Sequence[int]) -> list[dict[str, Any]]:

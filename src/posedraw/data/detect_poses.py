@@ -10,12 +10,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.progress import track
-
 from posedraw.data.images import find_images
 from posedraw.errors import PosedrawError
 from posedraw.io import load_rgb, write_text_atomic
 from posedraw.pose import write_pose
+from posedraw.progress import tracked
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def detect_folder(images: Path, out: Path, progress: bool = True) -> DetectRepor
         failures = {json.loads(line)["id"]: line for line in failures_path.read_text().splitlines() if line}
     todo = [f for f in files if not (out / f"{f.stem}.json").exists() and f.stem not in failures]
     detected = failed = 0
-    for path in track(todo, description="detecting poses", disable=not progress, transient=True):
+    for path in tracked(todo, "detecting poses", enabled=progress):
         try:
             pose = detect_pose(load_rgb(path), source=str(path))
         except PosedrawError as exc:

@@ -127,11 +127,9 @@ class RealMaker:
     def __call__(self, item: Item) -> tuple[Sample | None, dict]:
         try:
             sample, pose = self._make(item)
-        except _Skip as skip:
-            return None, {
-                **manifest_row(item.id, item.image, _EMPTY, list(item.tags), "skipped", str(skip)),
-                "pose": None,
-            }
+        except _Skip as skip:  # the row describes the pose when it was read before the skip
+            row = manifest_row(item.id, item.image, skip.pose or _EMPTY, list(item.tags), "skipped", str(skip))
+            return None, row if skip.pose is not None else {**row, "pose": None}
         row = manifest_row(item.id, item.image, pose, list(item.tags))
         if "clip_score" in sample.meta:
             row["clip_score"] = sample.meta["clip_score"]
@@ -163,7 +161,7 @@ class RealMaker:
         if config.check_skeleton:
             problem = skeleton_problem(pose, self.stats, config)
             if problem:
-                raise _Skip(problem)
+                raise _Skip(problem, pose)
         try:
             image, pose = to_square(image, pose)
         except PosedrawError as exc:
@@ -172,7 +170,7 @@ class RealMaker:
         pose = resize(pose, self.size, self.size)
         visible = int(pose.visible.sum(axis=1).max())  # the most complete person decides
         if visible < config.min_visible_joints:
-            raise _Skip(f"too few visible joints ({visible} < {config.min_visible_joints})")
+            raise _Skip(f"too few visible joints ({visible} < {config.min_visible_joints})", pose)
         meta = {"source": item.image, "tags": list(item.tags), "rating": item.rating}
         if self.clip is not None:
             score = self.clip.score(image)
@@ -183,7 +181,12 @@ class RealMaker:
 
 
 class _Skip(Exception):
-    """An input that does not make it into the dataset; the message is the manifest's reason."""
+    """An input that does not make it into the dataset; the message is the manifest's reason, `pose` the
+    pose as far as it was read (so that the row's joint counts agree with the reason)."""
+
+    def __init__(self, reason: str, pose: Pose | None = None) -> None:
+        super().__init__(reason)
+        self.pose = pose
 
 
 _EMPTY = Pose.single([[0.0, 0.0]] * 17, 1, 1, state=[0] * 17)

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from rich.progress import Progress
 
 from posedraw.data.images import to_tensor
 from posedraw.data.shards import FIXED_MTIME, count_samples, decode_sample, read_raw_samples, shard_urls
@@ -30,6 +29,7 @@ from posedraw.errors import DataError
 from posedraw.io import atomic_path, write_text_atomic
 from posedraw.models.vq import encode, quantize
 from posedraw.pose import dump_pose, flip_horizontal, parse_pose, resize
+from posedraw.progress import progress as work_progress
 
 LATENT_SCHEMA = "posedraw.latents/1"
 
@@ -81,14 +81,13 @@ def cache_dataset(
     urls = shard_urls(dataset)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     names, total = [], 0
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("encoding shards", total=len(urls))
+    with work_progress("encoding shards", len(urls), progress) as advance:
         for url in urls:
             name = "shards/" + url.rsplit("/", 1)[-1]
             names.append(name)
             if not (out / name).is_file():
                 total += _cache_shard(url, out / name, vq, size, latents, codes, batch_size)
-            bar.advance(task)
+            advance(1)
     index = {
         "schema": LATENT_SCHEMA,
         "source": str(dataset),

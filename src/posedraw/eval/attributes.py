@@ -96,7 +96,7 @@ def train_classifier(
 ) -> tuple[AttributeClassifier, TrainReport]:
     """Train on `count` renders (seeds from `seed * 10**7`; with `vq`, half of them through it), drawn in
     random batches: rendering once and reusing is several times faster than fresh renders every step."""
-    from rich.progress import track
+    from posedraw.progress import tracked
 
     first = seed * 10**7
     images, labels = toy_batch(list(range(first, first + count // 2)))
@@ -108,7 +108,7 @@ def train_classifier(
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
     loss = torch.zeros(())
-    for _ in track(range(steps), "training the attribute classifier", disable=not progress, transient=True):
+    for _ in tracked(range(steps), "training the attribute classifier", enabled=progress):
         rows = torch.randint(0, len(images), (batch,))
         logits = model(images[rows])
         loss = sum(F.cross_entropy(logits[name], labels[name][rows]) for name in ATTRIBUTES)

@@ -63,8 +63,9 @@ def load_clip(spec: ClipSpec, device: str | torch.device = "cpu") -> Clip:
         raise CheckpointError(f"{spec.weights}: no such CLIP checkpoint file")
     pretrained = spec.weights or (None if spec.model == TINY else spec.pretrained)
     try:
-        torch.manual_seed(0)  # the tiny model's random weights are the same on every run
-        with _quiet_root_logger(pretrained is None):  # "no pretrained weights loaded": asked for
+        # the tiny model's random weights are the same on every run; the caller's random stream is untouched
+        with torch.random.fork_rng(devices=[]), _quiet_root_logger(pretrained is None):
+            torch.manual_seed(0)
             model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=pretrained)
     except (RuntimeError, OSError, ValueError) as exc:
         raise CheckpointError(

@@ -145,8 +145,10 @@ class CodeSampler:
     def _recomputed(self, sequence: torch.Tensor, pose_maps: torch.Tensor | None) -> torch.Tensor:
         """Last position's code logits from the whole sequence, without any cache (the reference)."""
         embeds = input_embeddings(self.model, sequence, pose_maps, self.encoder.prefix_length)
-        logits = self.model(inputs_embeds=embeds, use_cache=False, logits_to_keep=1).logits
-        return logits[:, -1, : self.num_codes].float()
+        # the LM head on the last position only (what `logits_to_keep=1` does in recent transformers, spelled
+        # out so that every transformers version of the supported range does it)
+        hidden = self.model.transformer(inputs_embeds=embeds, use_cache=False).last_hidden_state
+        return self.model.lm_head(hidden[:, -1])[:, : self.num_codes].float()
 
     def _conditioning(self, poses: Sequence[Pose], branches: list[Branch], prompts, negatives, device):
         """Prefix ids and projected pose maps of every branch the guidance needs, stacked in branch order

@@ -131,14 +131,21 @@ def save_vq(vq: VQModel, folder: str | Path, metadata: dict | None = None) -> Pa
     return folder
 
 
-def load_vq(folder: str | Path, device: str | torch.device = "cpu") -> VQModel:
-    """Load the VQ of a model folder (a VQ folder or a pipeline folder with a `vq/` component)."""
+def vq_folder(folder: str | Path) -> Path:
+    """The folder holding the VQ of a model folder (a VQ folder or a pipeline folder with a `vq/`
+    component); refuses a folder without one, before anything is loaded."""
     folder = Path(folder)
     for candidate in (folder / VQ_SUBFOLDER, folder):
         if (candidate / "config.json").is_file():
-            try:
-                vq = VQModel.from_pretrained(candidate, use_safetensors=True)
-            except (OSError, ValueError, KeyError) as exc:
-                raise CheckpointError(f"{candidate}: not a loadable VQ model ({exc})") from None
-            return vq.to(device).eval()
+            return candidate
     raise CheckpointError(f"{folder}: expected a model folder with vq/config.json (made by convert or train vq)")
+
+
+def load_vq(folder: str | Path, device: str | torch.device = "cpu") -> VQModel:
+    """Load the VQ of a model folder (a VQ folder or a pipeline folder with a `vq/` component)."""
+    candidate = vq_folder(folder)
+    try:
+        vq = VQModel.from_pretrained(candidate, use_safetensors=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{candidate}: not a loadable VQ model ({exc})") from None
+    return vq.to(device).eval()

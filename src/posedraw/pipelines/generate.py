@@ -71,6 +71,8 @@ def metadata(job: Job, options: dict[str, Any], model: str) -> dict[str, Any]:
 def read_png_metadata(path: Path) -> tuple[Job, dict[str, Any], str]:
     """The job, options and model a posedraw PNG was made with (PNGs of earlier versions too: their
     options may include ones the model does not take, which the caller drops)."""
+    if not Path(path).exists():
+        raise PosedrawError(f"{path}: no such file")
     try:
         with Image.open(path) as image:
             text = image.text.get(METADATA_KEY)  # type: ignore[attr-defined]

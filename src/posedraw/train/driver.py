@@ -57,6 +57,15 @@ class RunOptions:
     resume: bool = True
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        """Refuse a precision Lightning would refuse, before any data is read."""
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+
+#: Lightning's precision names (and their short aliases) that posedraw's training runs with
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "bf16", "16", "64")
+
 
 @dataclass
 class Stage:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import torch
 from diffusers import VQModel
-from rich.progress import Progress
 
 from posedraw.devices import inference_autocast
 from posedraw.errors import PosedrawError
 from posedraw.models.clip import Clip
 from posedraw.models.vq import codebook_range, decode, quantize
+from posedraw.progress import progress as work_progress
 from posedraw.tuning.cutouts import Cutouts
 from posedraw.tuning.structure import STRUCTURES, structure_distance
 
@@ -102,10 +102,9 @@ def tune(
     result = TuneResult(initial, z0, quantize(vq, z0)[1])
     with (
         torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
-        Progress(disable=not progress, transient=True) as bar,
+        work_progress("tuning", options.steps, progress) as advance,
     ):
         torch.manual_seed(options.seed)
-        task = bar.add_task("tuning", total=options.steps)
         for step in range(options.steps):
             with inference_autocast(device):
                 images = decode(vq, z).float()
@@ -122,7 +121,7 @@ def tune(
                 result.frames.append((step, images.detach()))
             if on_step is not None:
                 on_step(step, result.clip_losses[-1])
-            bar.advance(task)
+            advance(1)
     with torch.no_grad():
         result.latents = z.detach()
         result.codes = quantize(vq, result.latents)[1]
