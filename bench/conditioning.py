@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from common import publish
 
 from posedraw.data.poses import sample_pose
 from posedraw.eval.fidelity import evaluate_pipeline
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "ldm-toy.yaml")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--poses", type=int, default=64)
+    parser.add_argument("--json", type=Path)
     parser.add_argument("--variants", nargs="+", default=list(MODES), help="encoder[:skeleton][:eps|:v]")
     args = parser.parse_args()
     poses = held_out_poses(args.poses)
@@ -86,18 +88,8 @@ def main() -> None:
                 "left_right_swap_rate": round(report.swap_rate, 4),
             }
         print(json.dumps({variant: results[variant]}), flush=True)
-    print(
-        json.dumps(
-            {
-                "benchmark": "conditioning",
-                "date": time.strftime("%Y-%m-%d"),
-                "steps": args.steps,
-                "held_out_poses": args.poses,
-                "detector": "toy",
-                "results": results,
-            }
-        )
-    )
+    fields = {"steps": args.steps, "held_out_poses": args.poses, "detector": "toy", "results": results}
+    publish("conditioning", fields, args.json)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from common import publish
 from torch.utils.data import DataLoader
 
 from posedraw.data.augment import Augmentation
@@ -57,13 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results: dict = {
-        "benchmark": "data_build",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpu_count": os.cpu_count(), "machine": platform.machine()},
-        "images": args.images,
-    }
+    results: dict = {"cpu_count": os.cpu_count(), "images": args.images}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_source(root / "src", args.images)
@@ -100,7 +96,7 @@ def main() -> None:
             seconds = timed(load)
             results[f"load_images_per_s_{workers}_workers"] = round(count / seconds, 1)
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(results))
+    publish("data_build", results, args.json)
 
 
 if __name__ == "__main__":

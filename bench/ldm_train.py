@@ -1,107 +1,87 @@
-"""Benchmark one diffusion training step at the original system's size (`ldm-kp-f4`, batch 2, CPU).
+"""A diffusion training step as `posedraw train ldm` runs it: through the stage driver (Lightning loop, data
+from the latent cache, loss, backward, AdamW, EMA update, checkpoint callbacks), not the loss alone.
 
-Prints one JSON object: seconds per step and peak memory when training reads the latent cache, when it
-encodes the images with the VQ-f4 encoder every step (the original's way), and with gradient
-checkpointing. Random weights (the cost does not depend on them). Each variant runs in its own process.
+Builds a small toy data set and its latent cache with the built-in VQ (64 px, 16 x 16 latents), then trains
+`--config` (default the built-in model's configs/ldm-toy.yaml) for `--steps` steps on it, in this process,
+and times every step from one batch end to the next; the first `--warmup` steps are left out and the
+median of the rest is reported. `--variants` adds the same run with gradient checkpointing.
 
-    python bench/ldm_train.py [--steps 2]
+    python bench/ldm_train.py [--steps 30] [--json bench/results/ldm_train.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import lightning as L
+from common import peak_rss_mb, publish
+
+from posedraw.builtin import builtin_model
+from posedraw.data.building import ShardPlan, build_dataset
+from posedraw.data.latents import cache_dataset
+from posedraw.data.toy import ToyMaker
+from posedraw.models.vq import load_vq
+from posedraw.train.driver import RunOptions, run_stage
+from posedraw.train.ldm import ldm_stage
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-from common import peak_rss_mb  # noqa: E402
-
-VARIANTS = ("cached_latents", "encode_every_step", "cached_latents_gradient_checkpointing")
 
 
-def measure(variant: str, steps: int, batch: int) -> dict:
-    import numpy as np
-    import torch
+class StepTimer(L.Callback):
+    """Seconds between consecutive batch ends: one whole training step each."""
 
-    from posedraw.config import load_config
-    from posedraw.data.poses import sample_pose
-    from posedraw.models.vq import build_vq, encode
-    from posedraw.train.ldm import LatentDiffusionModule, LDMRunConfig
-    from posedraw.train.vq import VQRunConfig
+    def __init__(self) -> None:
+        self.ends: list[float] = []
 
-    config = load_config(LDMRunConfig, REPO / "configs" / "ldm-kp-f4.yaml")
-    if variant.endswith("gradient_checkpointing"):
-        config = replace(config, unet=replace(config.unet, gradient_checkpointing=True))
-    torch.manual_seed(0)
-    module = LatentDiffusionModule(config)
-    optimizer = module.configure_optimizers()
-    poses = [sample_pose(np.random.default_rng(i), 256).label for i in range(batch)]
-    latents = torch.randn(batch, 3, 64, 64)
-    vq = None
-    if variant == "encode_every_step":
-        vq = build_vq(load_config(VQRunConfig, REPO / "configs" / "vq-f4.yaml").model).eval()
-        images = torch.rand(batch, 3, 256, 256) * 2 - 1
+    def on_train_batch_end(self, *args) -> None:
+        self.ends.append(time.perf_counter())
 
-    def step() -> None:
-        x = latents
-        if vq is not None:
-            with torch.no_grad():
-                x = encode(vq, images)
-        loss = module.loss(x, poses)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
 
-    step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+def toy_cache(folder: Path, figures: int) -> Path:
+    build_dataset(folder / "toy", ShardPlan(list(range(figures)), figures), ToyMaker(64), 64, progress=False)
+    cache_dataset(folder / "toy", load_vq(builtin_model()), folder / "latents", codes=False, progress=False)
+    return folder / "latents"
+
+
+def measure(config: Path, latents: Path, steps: int, warmup: int, checkpointing: bool, folder: Path) -> dict:
+    stage = ldm_stage(config, latents, builtin_model(), folder / f"run-{int(checkpointing)}")
+    if checkpointing:
+        stage.module.unet.enable_gradient_checkpointing()
+    stage = replace(stage, checkpoint_every=10**9)  # the cost of a step, not of writing checkpoints
+    timer = StepTimer()
+    stage.callbacks.append(timer)
+    run_stage(stage, RunOptions(folder / f"run-{int(checkpointing)}", "cpu", max_steps=steps, progress=False))
+    gaps = [b - a for a, b in zip(timer.ends, timer.ends[1:])][warmup:]
     return {
-        "variant": variant,
-        "batch": batch,
-        "step_s": round(statistics.median(times), 3),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "unet_parameters_m": round(sum(p.numel() for p in module.unet.parameters()) / 1e6, 1),
+        "gradient_checkpointing": checkpointing,
+        "batch": stage.batch_size,
+        "step_s": round(statistics.median(gaps), 4),
+        "timed_steps": len(gaps),
+        "unet_parameters_m": round(sum(p.numel() for p in stage.module.unet.parameters()) / 1e6, 2),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO / "src" / "posedraw" / "configs" / "ldm-toy.yaml")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--figures", type=int, default=256)
+    parser.add_argument("--variants", action="store_true", help="also with gradient checkpointing")
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(measure(args.one, args.steps, args.batch)))
-        return
-    results = []
-    for variant in args.variants:
-        cmd = [sys.executable, __file__, "--one", variant, "--steps", str(args.steps), "--batch", str(args.batch)]
-        results.append(
-            json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-        )
-    import os
-
-    print(
-        json.dumps(
-            {
-                "benchmark": "ldm_train",
-                "date": time.strftime("%Y-%m-%d"),
-                "machine": {"cpu_count": os.cpu_count(), "machine": platform.machine()},
-                "results": results,
-            }
-        )
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        latents = toy_cache(Path(tmp), args.figures)
+        rows = [measure(args.config, latents, args.steps, args.warmup, False, Path(tmp))]
+        if args.variants:
+            rows.append(measure(args.config, latents, args.steps, args.warmup, True, Path(tmp)))
+    publish("ldm_train", {"config": str(args.config.relative_to(REPO)), "through": "posedraw.train.driver.run_stage",
+                          "results": rows, "peak_rss_mb": round(peak_rss_mb(), 1)}, args.json)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,24 +3,24 @@
 - `speed`: tuning iterations per second at 16 cutouts for a toy f4 VQ (the built-in model's, 64 px) and a
   toy f16 VQ (configs/vq-toy-f16.yaml, random weights: the cost does not depend on them), with the tiny
   CLIP and with ViT-B-32 (random weights, the same compute as the released ones; no download).
-- `pose_kept`: the toy pose detector's PCK@0.1 on tuned toy figures against their poses, per structure
-  term (none / lowpass / edges, `--keep-pose` 10) and for the anchor alone, with the tiny CLIP pulling
-  towards "colorful" (untrained, so its pull is an arbitrary push: the measure is how much of the
-  figure survives it). LPIPS needs VGG16 weights that cannot be downloaded here, so it is not measured.
-Prints one JSON object (the last line of stdout).
+- `structure_terms`: per structure term (none / lowpass / edges, `--keep-pose` 10) and for the anchor
+  alone, with the tiny CLIP pulling towards "colorful" (untrained, so its pull is an arbitrary push):
+  how much of the pose survives (the toy pose detector's PCK@0.1 against the figures' poses) next to how
+  far CLIP moved (`clip_gain`, the gain in CLIP similarity to the prompt; the frozen, untuned image
+  scores 0). LPIPS needs VGG16 weights that cannot be downloaded here, so it is not measured.
 
-    python bench/tune.py [--steps 10] [--figures 16]
+    python bench/tune.py [--steps 10] [--figures 16] [--json bench/results/tune.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+from common import publish
 
 from posedraw.builtin import builtin_model
 from posedraw.config import load_config
@@ -31,6 +31,7 @@ from posedraw.models.clip import TINY, ClipSpec, load_clip
 from posedraw.models.vq import build_vq, encode, load_vq
 from posedraw.train.vq import VQRunConfig
 from posedraw.tuning import TuneOptions, embed_prompts, parse_prompt, tune
+from posedraw.tuning.clip import similarities
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,28 +46,30 @@ def iterations_per_second(vq, clip, size: int, steps: int) -> float:
     return round(steps / (time.perf_counter() - start), 2)
 
 
-def pose_kept(vq, clip, figures: int, steps: int) -> dict[str, float]:
+def pose_kept(vq, clip, figures: int, steps: int) -> dict[str, dict[str, float]]:
+    """Per structure term: pose kept (PCK@0.1 of the toy detector on the tuned figures) next to how far CLIP
+    moved (the mean gain in CLIP similarity to the prompt over the untuned reconstruction): an image
+    left frozen scores 0 movement, so a term that keeps the pose only by freezing the image shows it."""
     samples = [make_toy_sample(10**9 + i, 64) for i in range(figures)]
     images = torch.stack([to_tensor(s.image) for s in samples])
     targets = [in_image_frame(s.pose, 64, 64) for s in samples]
     with torch.no_grad():
         latents = encode(vq, images)
+        untuned = vq.decode(latents).sample.clamp(-1, 1)
     prompt = embed_prompts(clip, [parse_prompt("colorful")])
+    before = similarities(clip, untuned, prompt)[:, 0]
     runs = {
-        "untuned_reconstruction": None,
+        "untuned reconstruction (frozen)": None,
         "none": TuneOptions(steps=steps, lr=0.2, cutouts=8, anchor=0.0, keep_pose=0.0),
-        "anchor_only": TuneOptions(steps=steps, lr=0.2, cutouts=8, anchor=1.0, keep_pose=0.0),
+        "anchor only": TuneOptions(steps=steps, lr=0.2, cutouts=8, anchor=1.0, keep_pose=0.0),
         "lowpass": TuneOptions(steps=steps, lr=0.2, cutouts=8, anchor=0.0, keep_pose=10.0, structure="lowpass"),
         "edges": TuneOptions(steps=steps, lr=0.2, cutouts=8, anchor=0.0, keep_pose=10.0, structure="edges"),
     }
     result = {}
     for name, options in runs.items():
-        if options is None:
-            with torch.no_grad():
-                tuned = vq.decode(latents).sample
-        else:
-            tuned = tune(vq, clip, latents, prompt, torch.ones(1), options).images
-        result[name] = round(fidelity(detect(tuned, "toy"), targets).pck, 4)
+        tuned = untuned if options is None else tune(vq, clip, latents, prompt, torch.ones(1), options).images
+        gain = float((similarities(clip, tuned, prompt)[:, 0] - before).mean())
+        result[name] = {"pck@0.1": round(fidelity(detect(tuned, "toy"), targets).pck, 4), "clip_gain": round(gain, 4)}
     return result
 
 
@@ -75,6 +78,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="Timed iterations per configuration.")
     parser.add_argument("--figures", type=int, default=16)
     parser.add_argument("--pose-steps", type=int, default=40, help="Tuning steps for the pose measurement.")
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     f4 = load_vq(builtin_model())
     torch.manual_seed(0)
@@ -86,20 +90,8 @@ def main() -> None:
             speed[f"{vq_name}/{clip_name}"] = iterations_per_second(vq, clip, size, args.steps)
             print(json.dumps({f"{vq_name}/{clip_name}": speed[f"{vq_name}/{clip_name}"]}), flush=True)
     kept = pose_kept(f4, clips["tiny"], args.figures, args.pose_steps)
-    print(
-        json.dumps(
-            {
-                "benchmark": "clip_tuning",
-                "date": time.strftime("%Y-%m-%d"),
-                "cpu_threads": torch.get_num_threads(),
-                "machine": platform.machine(),
-                "cutouts": 16,
-                "iterations_per_s": speed,
-                "pose_kept_pck@0.1": kept,
-                "pose_steps": args.pose_steps,
-            }
-        )
-    )
+    publish("tune", {"cutouts": 16, "iterations_per_s": speed, "pose_steps": args.pose_steps,
+                     "figures": args.figures, "prompt": "colorful", "structure_terms": kept}, args.json)  # fmt: skip
 
 
 if __name__ == "__main__":

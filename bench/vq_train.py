@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from common import peak_rss_mb  # noqa: E402
+from common import peak_rss_mb, publish  # noqa: E402
 
 
 def measure(config_name: str, batch: int, steps: int) -> dict:
@@ -81,6 +80,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["vq-toy-f4", "vq-f4"])
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--json", type=Path)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -91,14 +91,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", name, "--batch", str(args.batch), "--steps", str(args.steps)]
         output = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    machine = {
-        "cpu_count": __import__("os").cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-    }
-    print(
-        json.dumps({"benchmark": "vq_train", "date": time.strftime("%Y-%m-%d"), "machine": machine, "results": results})
-    )
+    publish("vq_train", {"results": results}, args.json)
 
 
 if __name__ == "__main__":

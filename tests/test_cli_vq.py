@@ -39,7 +39,7 @@ def test_convert_then_reconstruct_reproduces_the_reference_latent_and_codes(caps
     assert "mean PSNR" in out
     expected = load_file(folder / "expected.safetensors")
     latent = torch.from_numpy(np.load(tmp_path / "rec" / "vq_input.latent.npy"))
-    assert torch.allclose(latent, expected["vq_prequant"][0], atol=1e-4)
+    assert torch.allclose(latent, expected["vq_prequant"][0], atol=5e-6)  # measured 4e-7 (test_vq_import)
     assert np.array_equal(np.load(tmp_path / "rec" / "vq_input.codes.npy"), expected["vq_indices"][0].numpy())
     assert (tmp_path / "rec" / "vq_input.png").is_file()
 

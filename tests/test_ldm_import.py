@@ -22,8 +22,14 @@ from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 from posedraw.pose import read_pose
 
 
-def _close(ours: torch.Tensor, expected: torch.Tensor) -> bool:
-    return float((ours - expected).abs().max()) <= 1e-3 * max(1.0, float(expected.abs().max()))
+#: largest absolute error allowed per quantity: about 10x the error measured against the reference on
+#: 2026-11-26 (x86_64, 1 torch thread): eps 3.4e-6 (EMA) / 4.6e-6 (live weights), DDIM latent 1.07e-4 (values
+#: up to 156), DDIM image 7.8e-6. A real regression (e.g. EMA vs live weights: 2.2) is far outside.
+TOLERANCE = {"eps": 5e-5, "ddim_latent": 1.5e-3, "ddim_image": 1e-4}
+
+
+def _close(ours: torch.Tensor, expected: torch.Tensor, quantity: str) -> bool:
+    return float((ours - expected).abs().max()) <= TOLERANCE[quantity]
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +53,9 @@ def test_unet_reproduces_reference_noise_predictions(fixture, use_ema, key):
     unet = convert_ldm_checkpoint(folder / "model.ckpt", folder / "config.yaml", use_ema=use_ema).unet
     with torch.no_grad():
         eps = unet(expected["unet_x"], expected["unet_t"], encoder_hidden_states=expected["unet_context"]).sample
-    assert _close(eps, expected[key])
+    assert _close(eps, expected[key], "eps")
     other = expected["unet_eps_nonema" if use_ema else "unet_eps"]
-    assert not _close(eps, other)  # EMA and live weights really differ
+    assert not _close(eps, other, "eps")  # EMA and live weights really differ
 
 
 def test_legacy_context_of_the_example_poses_is_the_reference_context(pipeline, fixture, keypoint_files):
@@ -64,8 +70,8 @@ def test_ddim_10_steps_reproduces_the_reference_latent_and_image(pipeline, fixtu
     _, expected = fixture
     pose = read_pose(keypoint_files["1000846"])
     out = pipeline([pose], latents=expected["ddim_xT"], sampler="ddim", steps=10, eta=0.0)
-    assert _close(out.latents, expected["ddim_latent"])
-    assert _close(out.images, expected["ddim_image"])
+    assert _close(out.latents, expected["ddim_latent"], "ddim_latent")
+    assert _close(out.images, expected["ddim_image"], "ddim_image")
     assert pipeline.scheduler.config.steps_offset == 1 and not pipeline.scheduler.config.set_alpha_to_one
 
 

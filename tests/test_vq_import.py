@@ -15,8 +15,14 @@ from posedraw.models.vq import VQConfig, decode, decode_codes, encode, load_vq, 
 from .taming_reference import TamingVQGAN
 
 
-def _close(ours: torch.Tensor, expected: torch.Tensor) -> bool:
-    return float((ours - expected).abs().max()) <= 1e-3 * max(1.0, float(expected.abs().max()))
+#: largest absolute error allowed per quantity: about 10x the error measured against the reference on
+#: 2026-11-26 (x86_64, 1 torch thread): pre-quantization latents 4.0e-7 (f16) / 1.6e-7 (f4), quantized
+#: latents 0 (exact codebook rows), reconstructions 1.24e-5 (f16) / 7.2e-6 (f4).
+TOLERANCE = {"prequant": 5e-6, "quant": 1e-6, "recon": 1.5e-4}
+
+
+def _close(ours: torch.Tensor, expected: torch.Tensor, quantity: str) -> bool:
+    return float((ours - expected).abs().max()) <= TOLERANCE[quantity]
 
 
 @pytest.mark.parametrize("name", ["taming_vqgan_f16_tiny", "ldm_kp_f4_tiny"])
@@ -32,12 +38,12 @@ def test_fixture_checkpoints_reproduce_the_reference_numerics(fixtures, name, tm
     with torch.no_grad():
         latents = encode(vq, image)
         quant, indices = quantize(vq, latents)
-        assert _close(latents, expected["vq_prequant"])
+        assert _close(latents, expected["vq_prequant"], "prequant")
         assert torch.equal(indices, expected["vq_indices"])
         if "vq_quant" in expected:
-            assert _close(quant, expected["vq_quant"])
-        assert _close(decode(vq, latents), expected["vq_recon"])
-        assert _close(decode_codes(vq, indices), expected["vq_recon"])
+            assert _close(quant, expected["vq_quant"], "quant")
+        assert _close(decode(vq, latents), expected["vq_recon"], "recon")
+        assert _close(decode_codes(vq, indices), expected["vq_recon"], "recon")
 
 
 VARIANTS = {

@@ -146,11 +146,17 @@ def input_embeddings(model, ids: torch.Tensor, pose_maps: torch.Tensor | None, p
     """GPT-2 input embeddings of `ids` (a prefix of length `prefix`, then codes) with the projected pose maps
     (B, n, width) added at the positions that predict each code (position prefix - 1 predicts code 0)."""
     x = model.transformer.wte(ids)
+    placed = placed_maps(pose_maps, ids.shape[1], prefix)
+    return x if placed is None else x + placed.to(x.dtype)
+
+
+def placed_maps(pose_maps: torch.Tensor | None, length: int, prefix: int = PREFIX) -> torch.Tensor | None:
+    """The projected pose maps (B, n, width) placed on a sequence of `length` positions: map k at the position
+    that predicts code k (prefix - 1 + k), zeros elsewhere; None without maps."""
     if pose_maps is None:
-        return x
-    n = min(pose_maps.shape[1], ids.shape[1] - (prefix - 1))
-    placed = F.pad(pose_maps[:, :n].to(x.dtype), (0, 0, prefix - 1, ids.shape[1] - (prefix - 1) - n))
-    return x + placed
+        return None
+    n = min(pose_maps.shape[1], length - (prefix - 1))
+    return F.pad(pose_maps[:, :n], (0, 0, prefix - 1, length - (prefix - 1) - n))
 
 
-__all__ = ["MAP_CHANNELS", "PREFIX", "CodePoseEncoder", "input_embeddings"]
+__all__ = ["MAP_CHANNELS", "PREFIX", "CodePoseEncoder", "input_embeddings", "placed_maps"]

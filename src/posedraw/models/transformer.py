@@ -33,7 +33,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from posedraw.devices import inference_autocast
 from posedraw.errors import ConfigError, PosedrawError
-from posedraw.models.code_conditioning import CodePoseEncoder, input_embeddings
+from posedraw.models.code_conditioning import CodePoseEncoder, input_embeddings, placed_maps
 from posedraw.models.guidance import Branch, GuidanceScales
 from posedraw.models.incremental_gpt2 import IncrementalGPT2
 from posedraw.pose import NUM_JOINTS, Pose
@@ -150,6 +150,12 @@ class CodeSampler:
         hidden = self.model.transformer(inputs_embeds=embeds, use_cache=False).last_hidden_state
         return self.model.lm_head(hidden[:, -1])[:, : self.num_codes].float()
 
+    def _recomputed_ours(self, sequence: torch.Tensor, pose_maps: torch.Tensor | None) -> torch.Tensor:
+        """The same logits from our own cached step run over the whole sequence with a fresh cache: the
+        baseline that differs from cached sampling only in the cache (bench/transformer.py)."""
+        added = placed_maps(pose_maps, sequence.shape[1], self.encoder.prefix_length)
+        return IncrementalGPT2(self.model, sequence.shape[1], self.num_codes).logits(sequence, added)
+
     def _conditioning(self, poses: Sequence[Pose], branches: list[Branch], prompts, negatives, device):
         """Prefix ids and projected pose maps of every branch the guidance needs, stacked in branch order
         (pose-only models: [null | pose] when guided)."""
@@ -178,9 +184,12 @@ class CodeSampler:
         every: int | None = None,
         prompts: Sequence[str] | None = None,
         negatives: Sequence[str] | None = None,
+        recompute: str = "transformers",
     ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
         """(B, grid, grid) code indices, one grid per (pose, seed), and with `every` the codes drawn so far
-        every `every` codes: [(count, (B, count) codes), ...]."""
+        every `every` codes: [(count, (B, count) codes), ...]. Without the cache, every token recomputes the
+        whole sequence with transformers' forward (`recompute="transformers"`) or our own step ("ours")."""
+        recomputed = {"transformers": self._recomputed, "ours": self._recomputed_ours}[recompute]
         sampling = sampling or Sampling()
         sampling.check()
         self.encoder.check_guidance(sampling.guidance)
@@ -198,7 +207,7 @@ class CodeSampler:
         with inference_autocast(device):
             for k in steps:
                 if decoder is None:
-                    logits = self._recomputed(sequence, pose_maps)
+                    logits = recomputed(sequence, pose_maps)
                 else:
                     logits = decoder.logits(step_input, _added(pose_maps, k, step_input.shape[1]))
                 logits = sampling.scales.combine(logits, branches)
