@@ -230,3 +230,33 @@ def test_the_studio_command_refuses_bad_set_ups_in_one_line_before_serving(capsy
     code, _, err = run_cli(capsys, "studio", "--host", "0.0.0.0", "--out", tmp_path / "g", "--model", "builtin")
     assert code == 0 and served == [{"host": "0.0.0.0", "port": 7860, "log_level": "warning"}]
     assert "warning: --host 0.0.0.0 lets anyone" in err
+
+
+def test_tuning_a_gallery_image_writes_its_tuned_png_with_progress_and_refuses_bad_requests(tmp_path):
+    from posedraw.models.clip import TINY, ClipSpec
+    from posedraw.studio.tuning import Tuning
+
+    studio = make_studio(tmp_path / "gallery")
+    with TestClient(create_app(studio)) as plain:
+        assert plain.get("/api/tune").json() == {"available": False, "clip": None}
+        refused = plain.post("/api/tune", json={"image": "x.png", "prompts": ["red"]})
+        assert refused.status_code == 501 and "--clip" in refused.json()["error"]
+    studio.tuning = Tuning(ClipSpec(TINY, None, None))
+    with TestClient(create_app(studio)) as client:
+        assert client.get("/api/tune").json()["available"]
+        drawn = client.post("/api/jobs", json={"pose": STANDING, "options": {"steps": 2}}).json()
+        name = wait_finished(client, drawn["id"])["images"][0]
+        job = client.post("/api/tune", json={"image": name, "prompts": ["colorful"], "steps": 3}).json()
+        state = wait_finished(client, job["id"])
+        assert state["status"] == "done" and state["kind"] == "tune" and state["progress"] == {"done": 3, "total": 3}
+        tuned = state["images"][0]
+        assert tuned == name.removesuffix(".png") + "_tuned.png"
+        gallery = {item["name"]: item for item in client.get("/api/images").json()}
+        assert gallery[tuned]["seed"] == gallery[name]["seed"]  # the tuned PNG keeps the drawing's recipe
+        for body, words in [({"image": "../x.png", "prompts": ["a"]}, "plain PNG file name"),
+                            ({"image": "missing.png", "prompts": ["a"]}, "not a drawing of the gallery"),
+                            ({"image": name, "prompts": []}, "prompts"),
+                            ({"image": name, "prompts": ["a"], "steps": 0}, "steps")]:  # fmt: skip
+            response = client.post("/api/tune", json=body)
+            assert 400 <= response.status_code < 500 and words in response.json()["error"]
+    studio.jobs.close()

@@ -38,8 +38,12 @@ if _missing() and os.environ.get("CI") != "true":
 def studio_page(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
+    from posedraw.models.clip import TINY, ClipSpec
+    from posedraw.studio.tuning import Tuning
+
     out = tmp_path_factory.mktemp("studio") / "gallery"
     studio = make_studio(out)
+    studio.tuning = Tuning(ClipSpec(TINY, None, None))  # the Tune button, with the tiny test CLIP
     with RunningServer(studio) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
@@ -145,6 +149,12 @@ def test_drawing_into_the_gallery_and_reloading_a_recipe(studio_page):
     assert page.input_value("#seed") == "11"
     sitting = parse_pose(page.evaluate("fetch('/api/presets').then(r => r.json())")["sitting"])
     assert np.allclose(parse_pose(last_sent(sent)["pose"]).xy, sitting.xy, atol=0.05)
+    page.fill("#tune-steps", "3")
+    page.click(f"#gallery .item[data-name='{name}'] button.tune")
+    tuned = name.removesuffix(".png") + "_tuned.png"
+    page.wait_for_selector(f"#gallery .item[data-name='{tuned}']", timeout=60000)
+    page.wait_for_function("document.getElementById('cancel').disabled", timeout=60000)
+    assert page.eval_on_selector("#progress", "p => p.value === p.max")  # the progress bar reached its end
     screenshot = os.environ.get("POSEDRAW_STUDIO_SCREENSHOT")
     if screenshot:
         page.screenshot(path=screenshot)

@@ -27,6 +27,11 @@ def studio(
         "studio-out"
     ),
     queue: Annotated[int, typer.Option(min=1, max=1000, help="Jobs waiting or running at most (more: 429).")] = 4,
+    clip: Annotated[
+        str | None, typer.Option("--clip", help="An open_clip model for the gallery's Tune button (none: no tuning).")
+    ] = None,
+    clip_pretrained: Annotated[str | None, typer.Option("--clip-pretrained", help="Its weights tag.")] = "openai",
+    clip_weights: Annotated[Path | None, typer.Option("--clip-weights", help="Its local checkpoint file.")] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Pose a character in the browser and watch it being drawn (http://HOST:PORT)."""
@@ -48,8 +53,14 @@ def studio(
     check_writable_dir(out)
     names = list(dict.fromkeys(model or DEFAULT_MODELS))
     pipelines = {name: load_pipeline(name, device=device) for name in names}
+    tuning = None
+    if clip is not None:
+        from posedraw.cli.tune import clip_spec
+        from posedraw.studio.tuning import Tuning
+
+        tuning = Tuning(clip_spec(clip, clip_pretrained, clip_weights))
     limits = Limits()
-    app = create_app(Studio(Models(pipelines, limits), out, JobQueue(queue), limits))
+    app = create_app(Studio(Models(pipelines, limits), out, JobQueue(queue), limits, tuning=tuning))
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: --host {host} lets anyone who can reach this machine use the studio and its files",
               file=sys.stderr)  # fmt: skip

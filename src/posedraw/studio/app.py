@@ -31,7 +31,8 @@ from posedraw.pose.render import JOINT_COLOURS, LIMB_COLOURS
 from posedraw.pose.schema import FLIP_PERMUTATION, JOINTS, LIMB_INDICES
 from posedraw.studio.drawing import Limits, Models, PreviewGate, RequestError, draw_one, parse_request_pose
 from posedraw.studio.gallery import BadName, image_path, list_images
-from posedraw.studio.jobs import FINISHED, JobQueue, QueueFull, StudioJob
+from posedraw.studio.jobs import FINISHED, JobProgress, JobQueue, QueueFull, StudioJob
+from posedraw.studio.tuning import Tuning
 
 STATIC = Path(__file__).parent / "static"
 EXPORT_FORMATS = ("posedraw", "openpose", "coco")
@@ -46,6 +47,7 @@ class Studio:
     jobs: JobQueue
     limits: Limits = field(default_factory=Limits)
     previews: PreviewGate = field(default_factory=PreviewGate)
+    tuning: Tuning | None = None
 
 
 def error(message: str, status: int = 400) -> JSONResponse:
@@ -171,18 +173,27 @@ def create_app(studio: Studio) -> FastAPI:
         body = await read_json(request, studio.limits.max_body)
         drawing = studio.models.request(body)
         client = str(body.get("client", "api"))[:64]
-        holder: dict[str, StudioJob] = {}
 
-        def run(index: int) -> Path:
-            return draw_one(drawing, index, studio.out, f"studio-{holder['job'].id}")
+        def work(progress: JobProgress) -> None:
+            for index in range(drawing.count):
+                progress.advance(draw_one(drawing, index, studio.out, f"studio-{progress.job.id}"))
 
-        job = StudioJob(client=client, total=drawing.count, run=run)
-        holder["job"] = job
-        try:
-            studio.jobs.submit(job)
-        except QueueFull as exc:
-            raise RequestError(str(exc), status=429) from None
+        job = submit(studio, StudioJob(client=client, total=drawing.count, work=work))
         return {**job.public(), "notes": drawing.notes}
+
+    @app.get("/api/tune", summary="Whether tuning is available here, and with which CLIP")
+    def tune_info() -> dict[str, Any]:
+        return {"available": studio.tuning is not None, "clip": None if studio.tuning is None else studio.tuning.name}
+
+    @app.post("/api/tune", status_code=202, summary="Queue CLIP tuning of a gallery image towards prompts")
+    async def create_tune(request: Request) -> dict[str, Any]:
+        if studio.tuning is None:
+            raise RequestError("tuning needs a CLIP: start the studio with --clip NAME (e.g. ViT-B-32)", status=501)
+        body = await read_json(request, studio.limits.max_body)
+        tuning = studio.tuning.request(body, studio)
+        job = submit(studio, StudioJob(client=str(body.get("client", "api"))[:64], total=tuning.steps,
+                                       work=tuning.work, kind="tune"))  # fmt: skip
+        return job.public()
 
     @app.get("/api/jobs", summary="Jobs of one client (?client=), newest first")
     def list_jobs(client: str | None = None) -> list[dict[str, Any]]:
@@ -244,6 +255,13 @@ def create_app(studio: Studio) -> FastAPI:
         return FileResponse(path, media_type="image/png", filename=name)
 
     return app
+
+
+def submit(studio: Studio, job: StudioJob) -> StudioJob:
+    try:
+        return studio.jobs.submit(job)
+    except QueueFull as exc:
+        raise RequestError(str(exc), status=429) from None
 
 
 def find_job(studio: Studio, job_id: str) -> StudioJob:

@@ -1,8 +1,10 @@
-"""The studio's job queue: full-quality drawings one after another on a worker thread, a bounded queue.
+"""The studio's job queue: full-quality drawings and tunings one after another on a worker thread, a
+bounded queue.
 
 Why a thread and not a process: the models are loaded once and shared with the preview path (which runs
-in the request's own thread, so previews never wait behind full jobs). A job draws its images one at a
-time so that its progress moves image by image and a cancel takes effect before the next image.
+in the request's own thread, so previews never wait behind full jobs). A job's work reports each unit of
+progress (an image drawn, a tuning step) and checks for a cancel between units, so a cancel takes effect
+before the next image or step.
 """
 
 from __future__ import annotations
@@ -24,13 +26,19 @@ class QueueFull(Exception):
     """The queue holds `--queue` jobs already."""
 
 
+class Cancelled(Exception):
+    """Raised inside a job's work when its cancel was requested."""
+
+
 @dataclass
 class StudioJob:
-    """One request to draw `total` images of a pose; `run(index)` draws image `index` and returns its file."""
+    """One request of `total` units of work; `work(progress)` does them, reporting to `progress`
+    (`JobProgress`): a drawing job draws `total` images, a tuning job runs `total` steps."""
 
     client: str
     total: int
-    run: Callable[[int], Path]
+    work: Callable[[JobProgress], None]
+    kind: str = "draw"
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     status: Status = "queued"
     done: int = 0
@@ -43,12 +51,33 @@ class StudioJob:
         """What the API shows of the job."""
         return {
             "id": self.id,
+            "kind": self.kind,
             "client": self.client,
             "status": self.status,
             "progress": {"done": self.done, "total": self.total},
             "images": list(self.images),
             "error": self.error,
         }
+
+
+class JobProgress:
+    """What a job's work reports through: units done, images written, and whether to stop."""
+
+    def __init__(self, queue: JobQueue, job: StudioJob) -> None:
+        self.queue, self.job = queue, job
+
+    def check(self) -> None:
+        if self.job.cancel_requested:
+            raise Cancelled()
+
+    def advance(self, image: Path | None = None) -> None:
+        """One unit done (with the image it wrote, if any); then stop here if a cancel came."""
+        images = self.job.images if image is None else [*self.job.images, image.name]
+        self.queue._update(self.job, done=self.job.done + 1, images=images)
+        self.check()
+
+    def add_image(self, image: Path) -> None:
+        self.queue._update(self.job, images=[*self.job.images, image.name])
 
 
 class JobQueue:
@@ -112,12 +141,12 @@ class JobQueue:
                 continue
             self._update(job, status="running")
             try:
-                for index in range(job.total):
-                    if job.cancel_requested:
-                        break
-                    path = job.run(index)
-                    self._update(job, done=index + 1, images=[*job.images, path.name])
+                progress = JobProgress(self, job)
+                progress.check()
+                job.work(progress)
                 self._update(job, status="cancelled" if job.cancel_requested else "done")
+            except Cancelled:
+                self._update(job, status="cancelled")
             except Exception as exc:  # a job's failure is reported on the job; the worker goes on
                 self._update(job, status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -126,4 +155,4 @@ def _state(job: StudioJob) -> tuple:
     return (job.status, job.done, len(job.images))
 
 
-__all__ = ["FINISHED", "JobQueue", "QueueFull", "StudioJob"]
+__all__ = ["FINISHED", "Cancelled", "JobProgress", "JobQueue", "QueueFull", "StudioJob"]

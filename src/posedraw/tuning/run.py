@@ -5,6 +5,7 @@ Shared by `posedraw tune` (one input file) and `posedraw generate --tune-prompt`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,17 @@ def tune_and_write(
     sources: list[dict[str, Any] | None],
     out: Path,
     progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> list[TunedFile]:
-    """Tune `latents` (B, C, h, w, on the VQ's device) and write one tuned PNG (+ latent, strip) per image."""
+    """Tune `latents` (B, C, h, w, on the VQ's device) and write one tuned PNG (+ latent, strip) per image;
+    `on_step(step, clip_loss)` after every step (the studio's progress and cancel)."""
     request.options.check()
     clip = load_clip(request.clip, vq.device)
     embeddings = embed_prompts(clip, request.prompts)
     weights = torch.tensor([p.weight for p in request.prompts])
     with torch.no_grad():
         before = similarities(clip, decode(vq, latents.to(vq.device)).float(), embeddings)
-    result = tune(vq, clip, latents.to(vq.device), embeddings, weights, request.options, progress=progress)
+    result = tune(vq, clip, latents.to(vq.device), embeddings, weights, request.options, progress, on_step)
     after = similarities(clip, result.images, embeddings)
     written = []
     for i, (stem, source) in enumerate(zip(stems, sources)):

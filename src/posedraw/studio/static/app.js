@@ -253,9 +253,28 @@ async function refreshGallery() {
     save.download = item.name;
     save.textContent = "Download";
     actions.append(load, save);
+    if (tuning.available) {
+      const tune = document.createElement("button");
+      tune.textContent = "Tune";
+      tune.title = "CLIP-tune this drawing towards the prompt above";
+      tune.className = "tune";
+      tune.onclick = () => tuneImage(item.name);
+      actions.append(tune);
+    }
     div.append(img, caption, actions);
     box.appendChild(div);
   }
+}
+
+let tuning = { available: false };
+
+async function tuneImage(name) {
+  const prompts = $("tune-prompt").value.split("|").map((p) => p.trim()).filter(Boolean);
+  try {
+    const job = await (await api("/api/tune", { method: "POST",
+      json: { image: name, prompts, steps: Number($("tune-steps").value) || 50, client } })).json();
+    follow(job);
+  } catch (error) { say(error.message); }
 }
 
 function loadRecipe(item) {
@@ -285,6 +304,9 @@ async function start() {
   $("dice").onclick = () => { $("seed").value = Math.floor(Math.random() * 2 ** 31); requestPreview("full"); };
   $("generate").onclick = generate;
   $("cancel").onclick = async () => { if (currentJob) await api(`/api/jobs/${currentJob}`, { method: "DELETE" }); };
+  tuning = await (await api("/api/tune")).json();
+  $("tune-bar").hidden = !tuning.available;
+  $("tune-clip").textContent = tuning.available ? `with ${tuning.clip}` : "";
   editor.load(presets.standing, { record: false });
   await refreshGallery();
   document.body.dataset.ready = "true";
