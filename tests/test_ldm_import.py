@@ -21,7 +21,6 @@ from posedraw.errors import CheckpointError, PosedrawError
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 from posedraw.pose import read_pose
 
-
 #: largest absolute error allowed per quantity: about 10x the error measured against the reference on
 #: 2026-11-26 (x86_64, 1 torch thread): eps 3.4e-6 (EMA) / 4.6e-6 (live weights), DDIM latent 1.07e-4 (values
 #: up to 156), DDIM image 7.8e-6. A real regression (e.g. EMA vs live weights: 2.2) is far outside.

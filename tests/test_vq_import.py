@@ -14,7 +14,6 @@ from posedraw.models.vq import VQConfig, decode, decode_codes, encode, load_vq, 
 
 from .taming_reference import TamingVQGAN
 
-
 #: largest absolute error allowed per quantity: about 10x the error measured against the reference on
 #: 2026-11-26 (x86_64, 1 torch thread): pre-quantization latents 4.0e-7 (f16) / 1.6e-7 (f4), quantized
 #: latents 0 (exact codebook rows), reconstructions 1.24e-5 (f16) / 7.2e-6 (f4).
