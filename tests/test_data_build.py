@@ -43,27 +43,35 @@ def test_a_rebuild_of_the_same_inputs_gives_identical_shards(tmp_path):
     assert (tmp_path / "a" / "manifest.jsonl").read_bytes() == (tmp_path / "b" / "manifest.jsonl").read_bytes()
 
 
-@dataclass(frozen=True)
-class CrashAt:
-    """A maker that dies at one input, like a killed build."""
+CRASH_AT: dict[str, int | None] = {"seed": None}
 
-    seed: int
+
+@dataclass(frozen=True)
+class Crashing:
+    """The toy maker, dying at CRASH_AT's seed like a killed build; the crash is no setting of the maker,
+    so the resumed build (CRASH_AT cleared) has the same fingerprint and reuses the finished shards."""
+
+    size: int = 32
 
     def __call__(self, seed: int):
-        if seed == self.seed:
+        if seed == CRASH_AT["seed"]:
             raise KeyboardInterrupt
-        return ToyMaker(32)(seed)
+        return ToyMaker(self.size)(seed)
 
 
 def test_an_interrupted_build_resumes_without_redoing_finished_shards(tmp_path):
     out = tmp_path / "ds"
     plan = ShardPlan(list(range(24)), 6)
-    with pytest.raises(KeyboardInterrupt):
-        build_dataset(out, plan, CrashAt(14), 32, progress=False)
+    CRASH_AT["seed"] = 14
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_dataset(out, plan, Crashing(), 32, progress=False)
+    finally:
+        CRASH_AT["seed"] = None
     finished = sorted(p.name for p in (out / "shards").glob("*.tar"))
     assert finished == ["000000.tar", "000001.tar"]  # shard 2 (seeds 12..17) died: nothing of it is left
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("*.tar")}
-    report = build_dataset(out, plan, ToyMaker(32), 32, progress=False)
+    report = build_dataset(out, plan, Crashing(), 32, progress=False)
     assert (report.shards_built, report.shards_reused, report.kept, report.complete) == (2, 2, 24, True)
     assert all((out / "shards" / name).stat().st_mtime_ns == t for name, t in stamps.items())
     _toy(tmp_path / "clean")
