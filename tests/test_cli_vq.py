@@ -100,11 +100,17 @@ def test_train_vq_command_trains_resumes_and_exports(capsys, tmp_path):
     code, out, err = run_cli(capsys, *argv, "--max-steps", "3")
     assert code == 0, err
     assert "model saved to" in out and (tmp_path / "run" / "model" / "vq" / "config.json").is_file()
+    # not on a terminal: a progress line with the total and the time left (every step here: 10 % of 3 < 1)
+    assert [line.split(" (")[0] for line in err.splitlines() if line.startswith("step ")] == [
+        "step 1/3", "step 2/3", "step 3/3"]  # fmt: skip
+    assert all(line.endswith(" left") for line in err.splitlines() if line.startswith("step "))
     code, _, err = run_cli(capsys, *argv, "--max-steps", "5")
     assert code == 0, err
+    assert f"resuming from step 3 of 5 ({tmp_path / 'run' / 'checkpoints' / 'last.ckpt'})" in err
     assert '"steps": 5' in (tmp_path / "run" / "model" / "posedraw.json").read_text()
-    code, _, err = run_cli(capsys, *argv, "--max-steps", "5")  # resuming a finished run trains nothing more
+    code, _, err = run_cli(capsys, *argv, "--max-steps", "4")  # a finished run trains nothing more, and says so
     assert code == 0, err
+    assert f"{tmp_path / 'run'} is at step 5 (max steps 4): nothing to train, exporting its model" in err
     assert '"steps": 5' in (tmp_path / "run" / "model" / "posedraw.json").read_text()
     config.write_text("model: {ch: 32}\ntrain: {batchsize: 2}\n")
     code, _, err = run_cli(capsys, *argv)
