@@ -273,3 +273,17 @@ def test_the_fixtures_are_found_by_rule_not_by_one_machine_s_path(tmp_path):
     assert find_fixtures(repo, {}) == shared
     assert find_fixtures(tmp_path / "elsewhere" / "checkout", {}) is None
     assert find_fixtures(tmp_path / "elsewhere" / "checkout", {"POSEDRAW_FIXTURES": str(shared)}) == shared
+
+
+def test_a_real_input_s_fingerprint_follows_its_files_not_its_tags(tmp_path):
+    from posedraw.data.building import fingerprint
+    from posedraw.data.ingest import Item
+
+    image, keypoints = tmp_path / "1.png", tmp_path / "1.json"
+    image.write_bytes(b"png")
+    keypoints.write_text("{}")
+    item = Item("1", str(image), str(keypoints), (str(image),))  # a tag spelled like a file is just a tag
+    before = fingerprint([item], ToyMaker(32), "jpg")
+    assert fingerprint([item], ToyMaker(32), "jpg") == before
+    keypoints.write_text('{"people": []}')  # the keypoint file changed: its shard is stale
+    assert fingerprint([item], ToyMaker(32), "jpg") != before

@@ -16,11 +16,12 @@ T = TypeVar("T")
 
 
 def duration(seconds: float) -> str:
-    """4m05s, 12s; inf for an unknown rate."""
+    """1h05m, 4m05s; ? for an unknown rate."""
     if seconds == float("inf"):
-        return "inf"
-    whole = round(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 @contextlib.contextmanager

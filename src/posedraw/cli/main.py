@@ -51,7 +51,6 @@ app.command("demo")(demo_cli.demo)
 app.command("studio")(studio_cli.studio)
 
 USAGE_ERROR = 2
-_debug = {"on": False}
 
 
 def _click_kinds(name: str) -> tuple[type[BaseException], ...]:
@@ -76,7 +75,7 @@ def main(
     ] = False,
 ) -> None:
     """Draw anime characters in a pose you choose. Example: posedraw pose show pose.json"""
-    _debug["on"] = debug
+    # declared here for --help; `run` reads it from the arguments, since errors can come before this runs
 
 
 def error_line(exc: BaseException) -> str:
@@ -97,7 +96,7 @@ def say_error(exc: BaseException) -> None:
 def run(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; user errors become one line on stderr and exit code 2 (see the module docstring)."""
     args = list(argv) if argv is not None else sys.argv[1:]
-    _debug["on"] = "--debug" in args[:1]
+    debug = args[:1] == ["--debug"]
     try:
         code = app(args=args, prog_name="posedraw", standalone_mode=False)
     except NO_ARGS as exc:
@@ -105,7 +104,7 @@ def run(argv: Sequence[str] | None = None) -> None:
         print(context.get_help() if context else "usage: posedraw COMMAND --help", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     except (PosedrawError, *CLICK_ERRORS, OSError) as exc:
-        if _debug["on"]:
+        if debug:
             raise
         say_error(exc)
         sys.exit(USAGE_ERROR)

@@ -83,16 +83,18 @@ def _fingerprint_file(out: Path, shard: int) -> Path:
 
 
 def _describe(value: Any) -> Any:
-    """What a shard is built from, as JSON: files by path, size and modification time."""
-    if isinstance(value, Path) or (isinstance(value, str) and value and Path(value).is_file()):
-        path = Path(value)
-        stat = path.stat() if path.exists() else None
-        return [str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+    """What a shard is built from, as JSON: files (Paths, and the `input_files()` of an input that has
+    them) by path, size and modification time; other values by their contents."""
+    if isinstance(value, Path):
+        stat = value.stat() if value.exists() else None
+        return [str(value), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
     if isinstance(value, (list, tuple)):
         return [_describe(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (int, float, bool, type(None))):
+        fields = {f.name: _describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        files = getattr(value, "input_files", None)
+        return fields if files is None else {**fields, "files": _describe(list(files()))}
+    if isinstance(value, (str, int, float, bool, type(None))):
         return value
     return repr(value)
 

@@ -40,6 +40,10 @@ class Item:
     rating: str | None = None
     duplicate: bool = False
 
+    def input_files(self) -> list[Path]:
+        """The files this input is read from: their size and time go into its shard's fingerprint."""
+        return [Path(path) for path in (self.image, self.keypoints) if path]
+
 
 def _tags(entry: dict) -> tuple[str, ...]:
     if isinstance(entry.get("tag_string"), str):

@@ -172,7 +172,7 @@ def create_app(studio: Studio) -> FastAPI:
     async def create_job(request: Request) -> dict[str, Any]:
         body = await read_json(request, studio.limits.max_body)
         drawing = studio.models.request(body)
-        client = str(body.get("client", "api"))[:64]
+        client = client_of(body)
 
         def work(progress: JobProgress) -> None:
             for index in range(drawing.count):
@@ -191,13 +191,12 @@ def create_app(studio: Studio) -> FastAPI:
             raise RequestError("tuning needs a CLIP: start the studio with --clip NAME (e.g. ViT-B-32)", status=501)
         body = await read_json(request, studio.limits.max_body)
         tuning = studio.tuning.request(body, studio)
-        job = submit(studio, StudioJob(client=str(body.get("client", "api"))[:64], total=tuning.steps,
-                                       work=tuning.work, kind="tune"))  # fmt: skip
+        job = submit(studio, StudioJob(client=client_of(body), total=tuning.steps, work=tuning.work, kind="tune"))
         return job.public()
 
     @app.get("/api/jobs", summary="Jobs of one client (?client=), newest first")
     def list_jobs(client: str | None = None) -> list[dict[str, Any]]:
-        jobs = [j for j in studio.jobs.jobs.values() if client is None or j.client == client]
+        jobs = [j for j in studio.jobs.snapshot() if client is None or j.client == client]
         return [j.public() for j in sorted(jobs, key=lambda j: -j.created)]
 
     @app.get("/api/jobs/{job_id}", summary="A job's status, progress and images")
@@ -231,7 +230,7 @@ def create_app(studio: Studio) -> FastAPI:
     async def preview(request: Request) -> Response:
         body = await read_json(request, studio.limits.max_body)
         drawing = studio.models.request(body)
-        client, seq = str(body.get("client", "api"))[:64], body.get("seq", 0)
+        client, seq = client_of(body), body.get("seq", 0)
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise RequestError(f"seq: expected an integer, got {seq!r}")
         quality = body.get("quality", "preview")
@@ -255,6 +254,11 @@ def create_app(studio: Studio) -> FastAPI:
         return FileResponse(path, media_type="image/png", filename=name)
 
     return app
+
+
+def client_of(body: dict[str, Any]) -> str:
+    """The tab (or script) a request comes from: its jobs and previews are kept apart from others'."""
+    return str(body.get("client", "api"))[:64]
 
 
 def submit(studio: Studio, job: StudioJob) -> StudioJob:
@@ -290,12 +294,10 @@ def open_upload(data: bytes, max_pixels: int) -> np.ndarray:
 
 
 def detect_in(image: np.ndarray) -> dict[str, Any]:
-    try:
-        from posedraw.pose.detect import detect_pose
+    from posedraw.pose.detect import detect_pose
 
+    try:  # a missing MediaPipe is a DetectionError too, naming the extra to install
         pose = detect_pose(image, "upload")
-    except ImportError:
-        raise RequestError("pose from a photo needs MediaPipe: pip install 'posedraw[detect]'", status=501) from None
     except PosedrawError as exc:
         raise RequestError(str(exc), status=422) from None
     return {"pose": dump_pose(pose), "width": image.shape[1], "height": image.shape[0]}

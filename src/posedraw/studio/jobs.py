@@ -93,6 +93,11 @@ class JobQueue:
         self._worker = threading.Thread(target=self._work, name="studio-jobs", daemon=True)
         self._worker.start()
 
+    def snapshot(self) -> list[StudioJob]:
+        """The jobs kept, read under the lock (the worker forgets old ones as new ones come)."""
+        with self.changed:
+            return list(self.jobs.values())
+
     def active(self) -> int:
         return sum(job.status in ("queued", "running") for job in self.jobs.values())
 

@@ -37,6 +37,7 @@ from posedraw.data.stream import SampleStream, stream_loader
 from posedraw.devices import default_precision, pin_memory, resolve_device
 from posedraw.errors import CheckpointError, ConfigError, TrainingInterrupted
 from posedraw.io import write_text_atomic
+from posedraw.progress import duration
 from posedraw.train.ranks import die_with_parent, is_first_process, stop_children
 
 #: config keys a resumed run may change (how long and how often, not what is trained)
@@ -301,7 +302,7 @@ class StepProgress(Callback):
             rate = (step - self.start) / max(time.monotonic() - self.began, 1e-9)
             left = (self.max_steps - step) / rate if rate > 0 else float("inf")
             self.say(f"step {step}/{self.max_steps} ({100 * step // self.max_steps}%) {shown}, "
-                     f"{rate:.2f} steps/s, {_duration(left)} left")  # fmt: skip
+                     f"{rate:.2f} steps/s, {duration(left)} left")  # fmt: skip
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._close()
@@ -313,14 +314,6 @@ class StepProgress(Callback):
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
-
-
-def _duration(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 # --- the run --------------------------------------------------------------------------------------------
