@@ -55,6 +55,10 @@ SIZES: dict[str, dict[str, Any]] = {
         },
     },
 }  # fmt: skip
+#: the checks a full run makes (data, three trainings, two caches, drawing, sampling, tuning)
+CHECKS = 9
+#: called with the results so far after every check
+Saver = Callable[[dict], None]
 #: no sample grids or periodic checkpoints inside the measured steps (the transformer writes no grids)
 QUIET = {
     "vq": {"train": {"sample_every": 10**9, "checkpoint_every": 10**9}},
@@ -108,9 +112,10 @@ def reset_memory(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def run_check(name: str, results: dict, device: str, check: Callable[[], dict]) -> Any:
+def run_check(name: str, results: dict, device: str, save: Saver, check: Callable[[], dict]) -> Any:
     """Run one check; record its figures, pass/fail, seconds and peak memory (a failure is recorded, not
-    raised, so every later check that does not depend on it still runs)."""
+    raised, so every later check that does not depend on it still runs), then save the results so far (a
+    run cut off by a time limit still reports the checks it finished)."""
     reset_memory(device)
     started = time.perf_counter()
     try:
@@ -122,6 +127,7 @@ def run_check(name: str, results: dict, device: str, check: Callable[[], dict]) 
         traceback.print_exc(file=sys.stderr)
         outcome = None
     results[name].update(seconds=round(time.perf_counter() - started, 1), peak_memory_gb=peak_memory_gb(device))
+    save(results)
     return outcome
 
 
@@ -179,8 +185,9 @@ def draw(model_dir: Path, device: str, count: int, steps: int) -> dict:
 
     pipeline = KeypointLDMPipeline.from_pretrained(model_dir).to(device)
     pipeline.set_progress_bar_config(disable=True)
+    most = pipeline.pose_encoder.config.max_people  # the original sizes draw one person: no two-figure scene
     poses = [read_pose(p) for p in sorted((REPO / "examples" / "poses").glob("*.json"))]
-    poses = (poses * count)[:count]
+    poses = ([p for p in poses if p.num_people <= most] * count)[:count]
     pipeline(poses, seeds=list(range(count)), sampler="dpm++", steps=2)  # warm-up
     started = time.perf_counter()
     out = pipeline(poses, seeds=list(range(count)), sampler="dpm++", steps=steps, guidance=2.0)
@@ -234,7 +241,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def gpu_check(device: str, size_name: str, work: Path) -> dict:
+def gpu_check(device: str, size_name: str, work: Path, save: Saver) -> dict:
     from posedraw.train.ldm import ldm_stage
     from posedraw.train.transformer import transformer_stage
     from posedraw.train.vq import vq_stage
@@ -243,27 +250,28 @@ def gpu_check(device: str, size_name: str, work: Path) -> dict:
     steps, overrides = size["steps"], size["overrides"]
     configs = {stage: write_config(stage, size[stage], overrides[stage], work) for stage in QUIET}
     results: dict[str, Any] = {}
-    run_check("data", results, device, lambda: make_data(size, work, device))
-    vq_model = run_check("train_vq", results, device, lambda: train_twice(
+    run_check("data", results, device, save, lambda: make_data(size, work, device))
+    vq_model = run_check("train_vq", results, device, save, lambda: train_twice(
         lambda out: vq_stage(configs["vq"], work / "toy", out), work / "vq-run", steps, device))  # fmt: skip
     if vq_model is None:
         return results
-    run_check("cache_latents", results, device, lambda: cache(work, vq_model, "latents", device, True, False))
+    run_check("cache_latents", results, device, save, lambda: cache(work, vq_model, "latents", device, True, False))
     code_vq = vq_model if size["code_vq"] == size["vq"] else random_vq(size["code_vq"], work)
-    run_check("cache_codes", results, device, lambda: cache(work, code_vq, "codes", device, False, True))
-    ldm_model = run_check("train_ldm", results, device, lambda: train_twice(
+    run_check("cache_codes", results, device, save, lambda: cache(work, code_vq, "codes", device, False, True))
+    ldm_model = run_check("train_ldm", results, device, save, lambda: train_twice(
         lambda out: ldm_stage(configs["ldm"], work / "latents", vq_model, out), work / "ldm-run", steps,
         device))  # fmt: skip
-    code_model = run_check("train_transformer", results, device, lambda: train_twice(
+    code_model = run_check("train_transformer", results, device, save, lambda: train_twice(
         lambda out: transformer_stage(configs["transformer"], work / "codes", code_vq, out), work / "tf-run", steps,
         device))  # fmt: skip
     latent = None
     if ldm_model is not None:
-        latent = run_check("draw", results, device, lambda: draw(ldm_model, device, size["draw"], size["draw_steps"]))
+        latent = run_check("draw", results, device, save,
+                           lambda: draw(ldm_model, device, size["draw"], size["draw_steps"]))  # fmt: skip
     if code_model is not None:
-        run_check("sample_transformer", results, device, lambda: sample_codes(code_model, device))
+        run_check("sample_transformer", results, device, save, lambda: sample_codes(code_model, device))
     if latent is not None:
-        run_check("tune", results, device,
+        run_check("tune", results, device, save,
                   lambda: tune_one(vq_model, latent, size["clip"], size["tune_steps"], device))  # fmt: skip
     return results
 
@@ -278,27 +286,40 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device cuda: no CUDA GPU here (use --device cpu --tiny for the CPU variant)")
     started = time.perf_counter()
+
+    def report(checks: dict) -> dict:
+        return {
+            "bench": "gpu_check",
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "machine": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
+            "torch": torch.__version__,
+            "command": " ".join(["python", "bench/gpu_check.py", *sys.argv[1:]]),
+            "size": "tiny" if args.tiny else "full",
+            "checks": checks,
+            "passed": all(c["pass"] for c in checks.values()) and len(checks) == CHECKS,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+
+    def save(checks: dict) -> None:
+        if args.json:
+            write_json(args.json, report(checks))
+
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        checks = gpu_check(args.device, "tiny" if args.tiny else "full", work)
-    report = {
-        "bench": "gpu_check",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "machine": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__,
-        "command": " ".join(["python", "bench/gpu_check.py", *sys.argv[1:]]),
-        "size": "tiny" if args.tiny else "full",
-        "checks": checks,
-        "passed": all(c["pass"] for c in checks.values()) and len(checks) == 9,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    text = json.dumps(report)
-    print(text)
+        final = report(gpu_check(args.device, "tiny" if args.tiny else "full", work, save))
+    print(json.dumps(final))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-    sys.exit(0 if report["passed"] else 1)
+        write_json(args.json, final)
+    sys.exit(0 if final["passed"] else 1)
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Write through a temporary file and a rename: a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(report, indent=1) + "\n")
+    partial.replace(path)
 
 
 if __name__ == "__main__":
