@@ -1,12 +1,13 @@
 """Does the prompt decide what is drawn, and does the pose survive it? The built-in model with and without tags.
 
-64 held-out poses (pose-sampler seeds from 10**9, never trained on), each with attributes drawn at random
-(hair colour, hair length, outfit and its colour: pose x attributes never seen together in training),
-written as a prompt ("red hair, long hair, blue dress"). The same poses and seeds are drawn without a
-prompt (the classifier then agrees with the drawn-at-random attributes by chance) and with it at text
-guidance 1, 2 and 4; the toy attribute classifier reads the attributes back, the toy detector the pose.
-Two reference rows: the renders of exactly the prompted figures, and those renders through the model's
-VQ, the best a drawing decoded by that VQ can score with this judge.
+Held-out poses (128 by default; pose-sampler seeds from 10**9, never trained on), each with attributes
+drawn at random (hair colour, hair length, outfit and its colour: pose x attributes never seen together in
+training), written as a prompt ("red hair, long hair, blue dress"). The same poses and seeds are drawn
+without a prompt (the judge then agrees with the drawn-at-random attributes by chance) and with it at text
+guidance 1, 2 and 4; the toy attribute judge reads the attributes back at the places the pose locates
+(an attribute whose place is outside the picture is not scored: `scored` counts those that were), the toy
+detector reads the pose. Two reference rows: the renders of exactly the prompted figures, and those renders
+through the model's VQ, the best a drawing decoded by that VQ can score with this judge.
 
     python bench/text_conditioning.py [--model builtin] [--json bench/results/text_conditioning.json]
 """
@@ -50,18 +51,21 @@ def held_out(count: int) -> tuple[list, list[str], torch.Tensor]:
     return poses, prompts, torch.stack(renders)
 
 
-def judged(images: torch.Tensor, prompts: list[str]) -> dict:
-    attributes = attribute_accuracy(classify(load_classifier(), images), prompts)
+def judged(images: torch.Tensor, poses: list, prompts: list[str]) -> dict:
+    """Attribute accuracy read at the glimpses of each image's pose, and how many attributes were scored."""
+    targets = [in_image_frame(p, images.shape[-1], images.shape[-2]) for p in poses]
+    attributes = attribute_accuracy(classify(load_classifier(), images, targets), prompts)
     return {"attribute_accuracy": round(attributes.mean, 4),
-            "per_attribute": {n: round(a, 4) for n, a in attributes.accuracy.items()}}  # fmt: skip
+            "per_attribute": {n: round(a, 4) for n, a in attributes.accuracy.items()},
+            "scored": sum(attributes.counts.values())}  # fmt: skip
 
 
-def ceiling(pipeline, renders: torch.Tensor, prompts: list[str]) -> dict:
+def ceiling(pipeline, renders: torch.Tensor, poses: list, prompts: list[str]) -> dict:
     """The prompted figures themselves through the model's VQ (encode, decode): what a model that draws
     exactly the prompted figure would score, since every drawing is decoded by that VQ."""
     with torch.no_grad():
         decoded = decode(pipeline.vq, encode(pipeline.vq, renders)).clamp(-1, 1).float()
-    return {"renders": judged(renders, prompts), "renders through the VQ": judged(decoded, prompts)}
+    return {"renders": judged(renders, poses, prompts), "renders through the VQ": judged(decoded, poses, prompts)}
 
 
 def measure(pipeline, poses: list, prompts: list[str], prompted: bool, options: dict) -> dict:
@@ -73,7 +77,7 @@ def measure(pipeline, poses: list, prompts: list[str], prompted: bool, options: 
     targets = [in_image_frame(p, images.shape[-1], images.shape[-2]) for p in poses]
     pose = fidelity(detect(images, "toy", targets), targets)
     return {
-        **judged(images, prompts),
+        **judged(images, poses, prompts),
         "pck@0.1": round(pose.pck, 4),
         "seconds_per_image": round(seconds / len(poses), 3),
     }
@@ -82,7 +86,7 @@ def measure(pipeline, poses: list, prompts: list[str], prompted: bool, options: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin")
-    parser.add_argument("--poses", type=int, default=64)
+    parser.add_argument("--poses", type=int, default=128)
     parser.add_argument("--guidance", type=float, default=1.0, help="pose guidance for every row")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -96,7 +100,7 @@ def main() -> None:
         rows[f"prompt, text guidance {scale:g}"] = measure(
             pipeline, poses, prompts, True, {**base, "text_guidance": scale}
         )
-    rows.update(ceiling(pipeline, renders, prompts))
+    rows.update(ceiling(pipeline, renders, poses, prompts))
     for name, row in rows.items():
         print(json.dumps({name: row}), file=sys.stderr, flush=True)
     publish(

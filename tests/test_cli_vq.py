@@ -117,6 +117,38 @@ def test_train_vq_command_trains_resumes_and_exports(capsys, tmp_path):
     assert code == 2 and "train.batchsize: unknown key" in err
 
 
+def test_a_decoder_only_fine_tune_keeps_the_latents_and_codes_and_changes_the_decoder(capsys, tmp_path):
+    """`train.decoder_only` with `--init`: every encoder, quant_conv and codebook weight stays bit for bit
+    (so a diffusion model trained on the first VQ's latents stays valid), the decoder learns; without
+    --init, or from a VQ of another network, one clear line."""
+    write_shapes(tmp_path / "images", 8)
+    config = _tiny_config(tmp_path)
+    common = ["train", "vq", "--data", tmp_path / "images", "--device", "cpu", "--max-steps", "2"]
+    code, _, err = run_cli(capsys, *common, "--config", config, "--out", tmp_path / "first")
+    assert code == 0, err
+    first = load_file(tmp_path / "first" / "model" / "vq" / "diffusion_pytorch_model.safetensors")
+    tuned_config = tmp_path / "decoder.yaml"
+    tuned_config.write_text(config.read_text().replace("num_workers: 0", "num_workers: 0, decoder_only: true"))
+    code, _, err = run_cli(capsys, *common, "--config", tuned_config, "--out", tmp_path / "tuned",
+                           "--init", tmp_path / "first" / "model")  # fmt: skip
+    assert code == 0, err
+    tuned = load_file(tmp_path / "tuned" / "model" / "vq" / "diffusion_pytorch_model.safetensors")
+    assert tuned.keys() == first.keys()
+    frozen = [k for k in first if k.startswith(("encoder.", "quant_conv.", "quantize."))]
+    assert frozen and all(torch.equal(first[k], tuned[k]) for k in frozen)
+    assert any(not torch.equal(first[k], tuned[k]) for k in first if k.startswith("decoder."))
+    code, _, err = run_cli(capsys, *common, "--config", tuned_config, "--out", tmp_path / "no-init")
+    assert code == 2 and err.strip() == (
+        f"error: {tuned_config}: train.decoder_only fine-tunes a trained VQ: give it with --init"
+    )
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(tuned_config.read_text().replace("ch: 16", "ch: 32"))
+    code, _, err = run_cli(capsys, *common, "--config", wider, "--out", tmp_path / "wider",
+                           "--init", tmp_path / "first" / "model")  # fmt: skip
+    assert code == 2 and f"--init {tmp_path / 'first' / 'model'}: its VQ is not the config's network" in err
+    assert not (tmp_path / "wider" / "model").exists()
+
+
 def test_train_vq_runs_data_parallel_on_two_processes(tmp_path):
     """DDP (gloo, 2 CPU processes) through the installed console script, as a cluster job would run it."""
     write_shapes(tmp_path / "images", 8)

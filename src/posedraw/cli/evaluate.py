@@ -59,7 +59,8 @@ def attribute_fidelity(
     ] = None,
 ) -> None:
     """Prompt fidelity on toy figures: the share of images drawn with the hair colour, hair length, outfit
-    and outfit colour their prompt names (read back by the toy attribute classifier).
+    and outfit colour their prompt names (read back by the toy attribute classifier at the places the
+    image's pose locates; an attribute whose place is outside the picture is not scored).
 
     Example: posedraw eval attributes out/*.png
     """
@@ -69,20 +70,21 @@ def attribute_fidelity(
     from posedraw.data.images import to_tensor
     from posedraw.errors import PosedrawError
     from posedraw.eval.attributes import attribute_accuracy, classify, load_classifier
+    from posedraw.eval.fidelity import in_image_frame
     from posedraw.io import write_text_atomic
     from posedraw.pipelines.generate import read_png_metadata
 
-    prompts, tensors = [], []
+    prompts, tensors, poses = [], [], []
     for path in images:
         job, options, _ = read_png_metadata(path)
-        prompt = options.get("prompt") or ""
         if job.pose.num_people > 1:
             people = job.pose.num_people
             raise PosedrawError(f"{path}: the attribute classifier reads single figures; this image has {people}")
         with Image.open(path) as image:
             tensors.append(to_tensor(image.convert("RGB")))
-        prompts.append(prompt)
-    report = attribute_accuracy(classify(load_classifier(), torch.stack(tensors)), prompts)
+        poses.append(in_image_frame(job.pose, tensors[-1].shape[-1], tensors[-1].shape[-2]))
+        prompts.append(options.get("prompt") or "")
+    report = attribute_accuracy(classify(load_classifier(), torch.stack(tensors), poses), prompts)
     if not report.counts:
         raise PosedrawError("no image's prompt names a toy attribute (e.g. red_hair, long_hair, blue_dress)")
     parts = ", ".join(f"{name} {report.accuracy[name]:.3f} of {count}" for name, count in report.counts.items())

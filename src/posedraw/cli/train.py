@@ -34,6 +34,10 @@ def train_vq_command(
     out: Annotated[
         Path, typer.Option("--out", callback=writable_dir, help="Run folder: checkpoints, samples, logs, model/.")
     ] = Path("runs/vq"),
+    init: Annotated[
+        str | None,
+        typer.Option("--init", help="Start from this model folder's VQ (fine-tuning; with train.decoder_only)."),
+    ] = None,
     max_steps: MaxStepsOption = None,
     restart: RestartOption = False,
     device: DeviceOption = "auto",
@@ -47,7 +51,8 @@ def train_vq_command(
     """
     from posedraw.train.vq import train_vq
 
-    model_dir = train_vq(config, data, _options(out, device, devices, num_nodes, precision, max_steps, restart))
+    options = _options(out, device, devices, num_nodes, precision, max_steps, restart)
+    model_dir = train_vq(config, data, options, init=init)
     if model_dir is not None:  # the other DDP ranks stay quiet
         typer.echo(f"model saved to {model_dir}")
 
@@ -143,7 +148,7 @@ def train_attribute_classifier_command(
     out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Weights file to write (.safetensors).")],
     steps: Annotated[
         int, typer.Option("--steps", min=1, help="Training steps (batches of 64 of 6000 renders).")
-    ] = 1500,
+    ] = 2000,
     vq: Annotated[
         str, typer.Option("--vq", help="Model folder whose VQ half of the renders go through (as generated images).")
     ] = "builtin",

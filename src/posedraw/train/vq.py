@@ -21,6 +21,7 @@ from posedraw.data.images import FolderImage, ImageFolder, to_image
 from posedraw.data.loader import ImagePoseSample, dataset_source
 from posedraw.data.stream import ImageFiles, SampleStream
 from posedraw.devices import optimizer_options
+from posedraw.errors import ConfigError
 from posedraw.io import save_image_atomic, write_text_atomic
 from posedraw.losses.vqgan import VQGANLoss, VQLossConfig
 from posedraw.models.vq import VQConfig, build_vq, save_vq
@@ -37,6 +38,9 @@ class VQTrainConfig:
     checkpoint_every: int = 1000
     num_workers: int = 2
     seed: int = 0
+    # train the decoder alone (encoder, quant_conv and codebook frozen): the latents and codes of diffusion
+    # models and transformers trained on this VQ stay valid, and their drawings decode better (with --init)
+    decoder_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class VQGANModule(L.LightningModule):
         self.config = config
         self.vq = build_vq(config.model)
         self.loss = VQGANLoss(config.loss, config.model.in_channels)
+        if config.train.decoder_only:
+            for part in (self.vq.encoder, self.vq.quant_conv, self.vq.quantize):
+                part.requires_grad_(False)
         self.automatic_optimization = False
         # steps of the generator; Lightning's global_step counts every optimizer's steps
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -61,7 +68,8 @@ class VQGANModule(L.LightningModule):
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr, betas = self.config.train.learning_rate, tuple(self.config.train.betas)
         fused = optimizer_options(self.device)
-        generator = torch.optim.Adam(self.vq.parameters(), lr=lr, betas=betas, **fused)
+        trained = [p for p in self.vq.parameters() if p.requires_grad]
+        generator = torch.optim.Adam(trained, lr=lr, betas=betas, **fused)
         discriminator = torch.optim.Adam(self.loss.discriminator.parameters(), lr=lr, betas=betas, **fused)
         return [generator, discriminator]
 
@@ -118,13 +126,18 @@ def image_grid(rows: list[list[torch.Tensor]]) -> Image.Image:
     return grid
 
 
-def vq_stage(config_path: Path, data: Path, out: Path) -> Stage:
-    """The VQGAN stage: images from a posedraw dataset (augmented with their poses) or an image folder."""
+def vq_stage(config_path: Path, data: Path, out: Path, init: str | Path | None = None) -> Stage:
+    """The VQGAN stage: images from a posedraw dataset (augmented with their poses) or an image folder;
+    with `init`, starting from that model folder's VQ (its network must match the config's)."""
     config = load_config(VQRunConfig, config_path)
     train = config.train
+    if train.decoder_only and init is None:
+        raise ConfigError(f"{config_path}: train.decoder_only fine-tunes a trained VQ: give it with --init")
     stream, fixed = _images(data, config, out)
     torch.manual_seed(train.seed)
     module = VQGANModule(config)
+    if init is not None:
+        start_vq_from(module.vq, init)
     grid = ReconstructionGrid(fixed, out / "samples", train.sample_every)
 
     def export(module: VQGANModule, steps: int) -> Path:
@@ -140,9 +153,24 @@ def vq_stage(config_path: Path, data: Path, out: Path) -> Stage:
     )  # fmt: skip
 
 
-def train_vq(config_path: Path, data: Path, options: RunOptions) -> Path | None:
+def train_vq(config_path: Path, data: Path, options: RunOptions, init: str | Path | None = None) -> Path | None:
     """Train (or resume) a VQGAN; returns the exported model folder `<out>/model` (None on other DDP ranks)."""
-    return run_stage(vq_stage(config_path, data, options.out), options)
+    return run_stage(vq_stage(config_path, data, options.out, init), options)
+
+
+def start_vq_from(vq: torch.nn.Module, init: str | Path) -> None:
+    """Copy the weights of the VQ in model folder `init` (a VQ or pipeline folder, or "builtin") into `vq`;
+    refuses a VQ of another shape in one line."""
+    from posedraw.models.vq import load_vq
+    from posedraw.pipelines.loading import resolve_model
+
+    weights = load_vq(resolve_model(str(init))).state_dict()
+    mine = vq.state_dict()
+    wrong = [k for k in mine if k not in weights or weights[k].shape != mine[k].shape]
+    if wrong or len(weights) != len(mine):
+        raise ConfigError(f"--init {init}: its VQ is not the config's network (first difference: "
+                          f"{(wrong or sorted(set(weights) - set(mine)))[0]})")  # fmt: skip
+    vq.load_state_dict(weights)
 
 
 def _images(data: Path, config: VQRunConfig, out: Path) -> tuple[SampleStream, torch.Tensor]:
