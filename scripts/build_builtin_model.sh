@@ -2,7 +2,7 @@
 # Rebuilds the built-in model (src/posedraw/builtin/toy-figures) from scratch on a CPU: toy figures ->
 # VQ (configs/builtin-vq-f4.yaml, on single figures) -> scenes of 1 to 3 figures -> latent cache ->
 # tokens+maps diffusion for up to 3 people (configs/ldm-toy.yaml, 6000 steps) -> fine-tuned with the figures'
-# tags (configs/ldm-toy-tags.yaml): 2000 steps as tokens, then 4000 with the pooled path. About 2.5 hours
+# tags (configs/ldm-toy-tags.yaml): 2000 steps as tokens, then 8000 with the pooled path. About 3.5 hours
 # on 2 cores.
 # Usage: scripts/build_builtin_model.sh [WORK_DIR]
 set -euo pipefail
@@ -12,10 +12,10 @@ posedraw train vq --config configs/builtin-vq-f4.yaml --data "$work/toy" --out "
 posedraw data toy --num 6000 --size 64 --max-people 3 --out "$work/scenes"
 posedraw data cache-latents "$work/scenes" --model "$work/vq/model" --out "$work/latents" --no-codes --device cpu
 posedraw train ldm --config configs/ldm-toy.yaml --latents "$work/latents" --vq "$work/vq/model" --out "$work/ldm" --device cpu --max-steps 6000
-# the tags first as cross-attention tokens only (2000 steps), then with the pooled path too (4000 steps)
+# the tags first as cross-attention tokens only (2000 steps), then with the pooled path too (8000 steps)
 sed 's/^  pooled: true/  pooled: false/' configs/ldm-toy-tags.yaml > "$work/ldm-toy-tag-tokens.yaml"
 posedraw train ldm --config "$work/ldm-toy-tag-tokens.yaml" --init "$work/ldm/model" --latents "$work/latents" --vq "$work/vq/model" --out "$work/ldm-tags" --device cpu --max-steps 2000
-posedraw train ldm --config configs/ldm-toy-tags.yaml --init "$work/ldm-tags/model" --latents "$work/latents" --vq "$work/vq/model" --out "$work/ldm-pooled" --device cpu --max-steps 4000
+posedraw train ldm --config configs/ldm-toy-tags.yaml --init "$work/ldm-tags/model" --latents "$work/latents" --vq "$work/vq/model" --out "$work/ldm-pooled" --device cpu --max-steps 8000
 rm -rf src/posedraw/builtin/toy-figures
 cp -r "$work/ldm-pooled/model" src/posedraw/builtin/toy-figures
 chmod -R go+rX src/posedraw/builtin/toy-figures

@@ -86,10 +86,10 @@ def glimpse_boxes(poses: Sequence[Pose]) -> tuple[torch.Tensor, torch.Tensor]:
     for b, pose in enumerate(poses):
         xy, present = pose.xy[0], pose.present[0]
         unit = torso_length(xy, present, index) or 0.4 * max(pose.width, pose.height)
-        for g, (joints, side, lift) in enumerate(GLIMPSES.values()):
+        for g, (name, (joints, side, lift)) in enumerate(GLIMPSES.items()):
             rows = [index[j] for j in joints]
             seen = [r for r in rows if present[r]]
-            if len(seen) < (1 if joints[0] == "nose" else len(rows)):
+            if len(seen) < (1 if name == "head" else len(rows)):  # any face joint places the head (a profile)
                 continue
             centre = xy[seen].mean(0) - np.array([0.0, lift * unit])
             if not (0 <= centre[0] < pose.width and 0 <= centre[1] < pose.height):
