@@ -147,6 +147,9 @@ def test_a_decoder_only_fine_tune_keeps_the_latents_and_codes_and_changes_the_de
                            "--init", tmp_path / "first" / "model")  # fmt: skip
     assert code == 2 and f"--init {tmp_path / 'first' / 'model'}: its VQ is not the config's network" in err
     assert not (tmp_path / "wider" / "model").exists()
+    code, _, err = run_cli(capsys, *common, "--config", tuned_config, "--out", tmp_path / "missing",
+                           "--init", tmp_path / "nowhere")  # fmt: skip
+    assert code == 2 and str(tmp_path / "nowhere") in err and len(err.strip().splitlines()) == 1
 
 
 def test_train_vq_runs_data_parallel_on_two_processes(tmp_path):

@@ -24,7 +24,8 @@ from posedraw.devices import optimizer_options
 from posedraw.errors import ConfigError
 from posedraw.io import save_image_atomic, write_text_atomic
 from posedraw.losses.vqgan import VQGANLoss, VQLossConfig
-from posedraw.models.vq import VQConfig, build_vq, save_vq
+from posedraw.models.vq import VQConfig, build_vq, load_vq, save_vq, vq_folder
+from posedraw.pipelines.loading import resolve_model
 from posedraw.train.driver import RunOptions, Stage, run_stage
 
 
@@ -133,6 +134,8 @@ def vq_stage(config_path: Path, data: Path, out: Path, init: str | Path | None =
     train = config.train
     if train.decoder_only and init is None:
         raise ConfigError(f"{config_path}: train.decoder_only fine-tunes a trained VQ: give it with --init")
+    if init is not None:  # a wrong --init fails before the data are read
+        vq_folder(resolve_model(str(init)))
     stream, fixed = _images(data, config, out)
     torch.manual_seed(train.seed)
     module = VQGANModule(config)
@@ -161,9 +164,6 @@ def train_vq(config_path: Path, data: Path, options: RunOptions, init: str | Pat
 def start_vq_from(vq: torch.nn.Module, init: str | Path) -> None:
     """Copy the weights of the VQ in model folder `init` (a VQ or pipeline folder, or "builtin") into `vq`;
     refuses a VQ of another shape in one line."""
-    from posedraw.models.vq import load_vq
-    from posedraw.pipelines.loading import resolve_model
-
     weights = load_vq(resolve_model(str(init))).state_dict()
     mine = vq.state_dict()
     wrong = [k for k in mine if k not in weights or weights[k].shape != mine[k].shape]
