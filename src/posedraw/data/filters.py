@@ -58,7 +58,7 @@ class LimbStatistics:
         for pose in poses:
             for person in range(pose.num_people):
                 one = pose.person(person)
-                torso = _torso(one)
+                torso = torso_length(one)
                 if torso is None:
                     continue
                 for name, length in _limbs(one).items():
@@ -72,7 +72,8 @@ def _point(pose: Pose, name: str) -> np.ndarray | None:
     return pose.xy[0, J[name]] if pose.present[0, J[name]] else None
 
 
-def _torso(pose: Pose) -> float | None:
+def torso_length(pose: Pose) -> float | None:
+    """Distance from the first person's shoulders' midpoint to the hips' (a figure's scale); None without all four."""
     points = [_point(pose, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
     if any(p is None for p in points):
         return None
@@ -110,7 +111,7 @@ def _person_problem(pose: Pose, stats: LimbStatistics, config: FilterConfig) -> 
     complete = all(p is not None for p in shoulders + hips)
     if complete and max(h[1] for h in hips) < min(s[1] for s in shoulders):  # type: ignore[index]
         return "hips above shoulders"
-    torso = _torso(pose)
+    torso = torso_length(pose)
     if torso is not None:
         for name, length in _limbs(pose).items():
             if name in stats.median:

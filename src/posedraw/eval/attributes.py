@@ -29,10 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from posedraw.data.filters import torso_length
 from posedraw.data.images import to_tensor
 from posedraw.data.toy import HAIR, OUTFIT, OUTFITS, make_toy_sample
 from posedraw.models.text import Prompt, prompt_tags
-from posedraw.pose import JOINTS, Pose
+from posedraw.pose import Pose
+from posedraw.pose.schema import JOINT_INDEX
 
 WEIGHTS = Path(__file__).parent / "weights" / "toy_attributes.safetensors"
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -78,16 +80,15 @@ def glimpse_boxes(poses: Sequence[Pose]) -> tuple[torch.Tensor, torch.Tensor]:
     """Each pose's first person's glimpse squares as kornia boxes (B, G, 4, 2) in its frame's pixels, and
     (B, G) whether the glimpse was found: every joint it centres on has a position (the head: any face
     joint) and its centre lies in the frame."""
-    index = {name: i for i, name in enumerate(JOINTS)}
     corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float32) / 2
     # a glimpse not found keeps a unit square (a zero-sized box has no crop transform) and is zeroed later
     boxes = np.tile(corners, (len(poses), len(GLIMPSES), 1, 1))
     found = np.zeros((len(poses), len(GLIMPSES)), dtype=bool)
     for b, pose in enumerate(poses):
         xy, present = pose.xy[0], pose.present[0]
-        unit = torso_length(xy, present, index) or 0.4 * max(pose.width, pose.height)
+        unit = torso_length(pose) or 0.4 * max(pose.width, pose.height)
         for g, (name, (joints, side, lift)) in enumerate(GLIMPSES.items()):
-            rows = [index[j] for j in joints]
+            rows = [JOINT_INDEX[j] for j in joints]
             seen = [r for r in rows if present[r]]
             if len(seen) < (1 if name == "head" else len(rows)):  # any face joint places the head (a profile)
                 continue
@@ -96,14 +97,6 @@ def glimpse_boxes(poses: Sequence[Pose]) -> tuple[torch.Tensor, torch.Tensor]:
                 continue  # its place is outside the picture
             boxes[b, g], found[b, g] = centre + corners * side * unit, True
     return torch.from_numpy(boxes), torch.from_numpy(found)
-
-
-def torso_length(xy: np.ndarray, present: np.ndarray, index: dict[str, int]) -> float | None:
-    """Distance from the shoulders' midpoint to the hips' (the figure's scale), None without all four."""
-    rows = [index[j] for j in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
-    if not present[rows].all():
-        return None
-    return float(np.linalg.norm(xy[rows[:2]].mean(0) - xy[rows[2:]].mean(0))) or None
 
 
 def glimpses(images: torch.Tensor, poses: Sequence[Pose]) -> tuple[torch.Tensor, torch.Tensor]:
