@@ -15,6 +15,7 @@ through the model's VQ, the best a drawing decoded by that VQ can score with thi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -28,7 +29,7 @@ from common import publish
 from posedraw.data.images import to_tensor
 from posedraw.data.poses import sample_pose
 from posedraw.data.toy import HAIR, OUTFIT, OUTFITS, random_appearance, render_figure
-from posedraw.eval.attributes import attribute_accuracy, classify, load_classifier
+from posedraw.eval.attributes import WEIGHTS, attribute_accuracy, classify, load_classifier
 from posedraw.eval.fidelity import detect, fidelity, in_image_frame
 from posedraw.models.vq import decode, encode
 from posedraw.pipelines import load_pipeline
@@ -110,6 +111,7 @@ def main() -> None:
             "held_out_poses": args.poses,
             "sampler": "DPM-Solver++, 20 steps",
             "pose_guidance": args.guidance,
+            "judge": {"weights": WEIGHTS.name, "sha256": hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()[:16]},
             "results": rows,
         },
         args.json,

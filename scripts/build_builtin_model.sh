@@ -2,7 +2,8 @@
 # Rebuilds the built-in model (src/posedraw/builtin/toy-figures) from scratch on a CPU: toy figures ->
 # VQ (configs/builtin-vq-f4.yaml, on single figures) -> scenes of 1 to 3 figures -> latent cache ->
 # tokens+maps diffusion for up to 3 people (configs/ldm-toy.yaml, 6000 steps) -> fine-tuned with the figures'
-# tags (configs/ldm-toy-tags.yaml): 2000 steps as tokens, then 8000 with the pooled path. About 3.5 hours
+# tags (configs/ldm-toy-tags.yaml): 2000 steps as tokens, then 8000 with the pooled path -> 6000 more at a
+# lower learning rate and a slower EMA on 30000 scenes (configs/ldm-toy-tags-finish.yaml). About 4.5 hours
 # on 2 cores.
 # Usage: scripts/build_builtin_model.sh [WORK_DIR]
 set -euo pipefail
@@ -16,7 +17,11 @@ posedraw train ldm --config configs/ldm-toy.yaml --latents "$work/latents" --vq 
 sed 's/^  pooled: true/  pooled: false/' configs/ldm-toy-tags.yaml > "$work/ldm-toy-tag-tokens.yaml"
 posedraw train ldm --config "$work/ldm-toy-tag-tokens.yaml" --init "$work/ldm/model" --latents "$work/latents" --vq "$work/vq/model" --out "$work/ldm-tags" --device cpu --max-steps 2000
 posedraw train ldm --config configs/ldm-toy-tags.yaml --init "$work/ldm-tags/model" --latents "$work/latents" --vq "$work/vq/model" --out "$work/ldm-pooled" --device cpu --max-steps 8000
+# the last stage: more scenes (seeds 0-5999 are the scenes above), a lower learning rate, a slower EMA
+posedraw data toy --num 30000 --size 64 --max-people 3 --out "$work/scenes-30000"
+posedraw data cache-latents "$work/scenes-30000" --model "$work/vq/model" --out "$work/latents-30000" --no-codes --device cpu
+posedraw train ldm --config configs/ldm-toy-tags-finish.yaml --init "$work/ldm-pooled/model" --latents "$work/latents-30000" --vq "$work/vq/model" --out "$work/ldm-finish" --device cpu --max-steps 6000
 rm -rf src/posedraw/builtin/toy-figures
-cp -r "$work/ldm-pooled/model" src/posedraw/builtin/toy-figures
+cp -r "$work/ldm-finish/model" src/posedraw/builtin/toy-figures
 chmod -R go+rX src/posedraw/builtin/toy-figures
 du -sh src/posedraw/builtin/toy-figures

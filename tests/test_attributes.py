@@ -108,3 +108,17 @@ def test_eval_attributes_refuses_scenes_and_prompts_without_attributes(capsys, t
     plain, _ = _render_png(tmp_path, 2, "smile")
     code, _, err = run_cli(capsys, "eval", "attributes", plain)
     assert code == 2 and "no image's prompt names a toy attribute" in err
+
+
+def test_train_attribute_classifier_writes_weights_that_load(capsys, tmp_path):
+    """A few steps on a few renders: the weights file appears only at the end and loads as a judge."""
+    out = tmp_path / "judge.safetensors"
+    code, out_text, err = run_cli(capsys, "train", "attribute-classifier", "--steps", "3", "--renders", "16",
+                                  "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert "trained 3 steps; held-out accuracy" in out_text and "through the VQ" in out_text
+    judge = load_classifier(out)
+    images, poses, _ = toy_batch([900_000_000, 900_000_001])
+    assert set(classify(judge, images, poses).predicted) == set(ATTRIBUTES)
+    code, _, err = run_cli(capsys, "train", "attribute-classifier", "--renders", "1", "--out", out)
+    assert code == 2 and "--renders" in err

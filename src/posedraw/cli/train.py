@@ -146,9 +146,10 @@ def train_pose_detector_command(
 @app.command("attribute-classifier")
 def train_attribute_classifier_command(
     out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Weights file to write (.safetensors).")],
-    steps: Annotated[
-        int, typer.Option("--steps", min=1, help="Training steps (batches of 64 of 6000 renders).")
-    ] = 2000,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps (batches of 64 renders).")] = 2000,
+    renders: Annotated[
+        int, typer.Option("--renders", min=2, help="Renders to train on, drawn once (half through the VQ).")
+    ] = 6000,
     vq: Annotated[
         str, typer.Option("--vq", help="Model folder whose VQ half of the renders go through (as generated images).")
     ] = "builtin",
@@ -165,8 +166,8 @@ def train_attribute_classifier_command(
 
     check_writable_file(out)
     first_stage = load_vq(resolve_model(vq))
-    model, report = train_classifier(steps=steps, seed=seed, vq=first_stage)
-    renders, decoded = held_out_accuracy(model), held_out_accuracy(model, vq=first_stage)
+    model, report = train_classifier(steps=steps, seed=seed, vq=first_stage, count=renders)
+    drawn, decoded = held_out_accuracy(model), held_out_accuracy(model, vq=first_stage)
     save_classifier(model, out)
-    typer.echo(f"trained {report.steps} steps; held-out accuracy {renders.mean:.4f} on renders, "
+    typer.echo(f"trained {report.steps} steps; held-out accuracy {drawn.mean:.4f} on renders, "
                f"{decoded.mean:.4f} through the VQ; saved {out}")  # fmt: skip
