@@ -28,7 +28,7 @@ from common import publish
 from posedraw.data.images import to_tensor
 from posedraw.data.poses import sample_pose
 from posedraw.data.toy import HAIR, OUTFIT, random_appearance, render_figure
-from posedraw.models.vq import encode, load_vq
+from posedraw.models.vq import decode, encode, load_vq
 from posedraw.pipelines.loading import resolve_model
 
 PALETTES = {"hair": HAIR, "outfit_colour": OUTFIT}
@@ -48,26 +48,26 @@ def drawings(seed: int, attribute: str) -> tuple[torch.Tensor, torch.Tensor]:
     return images, (images - images[:1]).abs().sum(1).amax(0) > 0.05
 
 
-def decoders(vq) -> dict:
-    def quantized(images: torch.Tensor) -> torch.Tensor:
-        return vq.decode(encode(vq, images)).sample
+ROWS = ("renders", "through the VQ", "through the VQ, not quantized")
 
-    def continuous(images: torch.Tensor) -> torch.Tensor:
-        return vq.decode(encode(vq, images), force_not_quantize=True).sample
 
-    return {"renders": lambda images: images, "through the VQ": quantized, "through the VQ, not quantized": continuous}
+def versions(vq, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The renders as drawn, decoded as the pipelines decode (quantized) and decoded unquantized: one encoding."""
+    latents = encode(vq, images)
+    unquantized = vq.decode(latents, force_not_quantize=True).sample
+    return dict(zip(ROWS, (images, decode(vq, latents), unquantized), strict=True))
 
 
 @torch.no_grad()
 def measure(vq, attribute: str, figures: int) -> dict:
     palette = np.array(list(PALETTES[attribute].values()), dtype=np.float64)
-    rows = {name: {"hits": 0, "errors": []} for name in decoders(vq)}
+    rows = {name: {"hits": 0, "errors": []} for name in ROWS}
     for i in range(figures):
         images, mask = drawings(5_000_000 + i, attribute)
         if not mask.any():
             continue  # the part is outside the picture
-        for name, decoded in decoders(vq).items():
-            pixels = (decoded(images).clamp(-1, 1)[:, :, mask].mean(-1) + 1) * 127.5  # (C, 3) mean RGB
+        for name, decoded in versions(vq, images).items():
+            pixels = (decoded.clamp(-1, 1)[:, :, mask].mean(-1) + 1) * 127.5  # (C, 3) mean RGB
             distances = np.linalg.norm(pixels.numpy()[:, None, :] - palette[None], axis=-1)
             rows[name]["hits"] += int((distances.argmin(1) == np.arange(len(palette))).sum())
             rows[name]["errors"] += distances.diagonal().tolist()
