@@ -3,9 +3,10 @@
 # VQ (configs/builtin-vq-f4.yaml, on single figures) -> scenes of 1 to 3 figures -> latent cache ->
 # tokens+maps diffusion for up to 3 people (configs/ldm-toy.yaml, 6000 steps) -> fine-tuned with the figures'
 # tags (configs/ldm-toy-tags.yaml): 2000 steps as tokens, then 8000 with the pooled path -> 6000 more at a
-# lower learning rate and a slower EMA on 30000 scenes (configs/ldm-toy-tags-finish.yaml). About 4.5 hours
-# on 2 cores.
-# Usage: scripts/build_builtin_model.sh [WORK_DIR]
+# lower learning rate and a slower EMA on 30000 scenes (configs/ldm-toy-tags-finish.yaml) -> 3932 steps at
+# batch 128 on 40000 scenes on a GPU (scripts/finish_builtin_gpu.sh). About 4.5 hours on 2 cores for the
+# CPU stages, about 11 minutes on an H100 for the last one (DEVICE=cpu runs it on the CPU, for hours).
+# Usage: [DEVICE=cuda] scripts/build_builtin_model.sh [WORK_DIR]
 set -euo pipefail
 work=${1:-runs/builtin}
 posedraw data toy --num 4000 --size 64 --out "$work/toy"
@@ -21,7 +22,9 @@ posedraw train ldm --config configs/ldm-toy-tags.yaml --init "$work/ldm-tags/mod
 posedraw data toy --num 30000 --size 64 --max-people 3 --out "$work/scenes-30000"
 posedraw data cache-latents "$work/scenes-30000" --model "$work/vq/model" --out "$work/latents-30000" --no-codes --device cpu
 posedraw train ldm --config configs/ldm-toy-tags-finish.yaml --init "$work/ldm-pooled/model" --latents "$work/latents-30000" --vq "$work/vq/model" --out "$work/ldm-finish" --device cpu --max-steps 6000
+# the GPU stage: 4x the batch on 40000 scenes
+scripts/finish_builtin_gpu.sh "$work/ldm-finish/model" "$work/gpu" 40000 "1462 2810 3932" "${DEVICE:-cuda}"
 rm -rf src/posedraw/builtin/toy-figures
-cp -r "$work/ldm-finish/model" src/posedraw/builtin/toy-figures
+cp -r "$work/gpu/model-3932" src/posedraw/builtin/toy-figures
 chmod -R go+rX src/posedraw/builtin/toy-figures
 du -sh src/posedraw/builtin/toy-figures
