@@ -7,7 +7,9 @@ without a prompt (the judge then agrees with the drawn-at-random attributes by c
 guidance 1, 2 and 4; the toy attribute judge reads the attributes back at the places the pose locates
 (an attribute whose place is outside the picture is not scored: `scored` counts those that were), the toy
 detector reads the pose. Two reference rows: the renders of exactly the prompted figures, and those renders
-through the model's VQ, the best a drawing decoded by that VQ can score with this judge.
+encoded and decoded by the model's VQ (what a model that drew exactly the prompted figures' latents would
+score; not a bound: a model can draw latents that decode closer to the named colour than a render's own
+latents do).
 
     python bench/text_conditioning.py [--model builtin] [--json bench/results/text_conditioning.json]
 """
@@ -61,9 +63,9 @@ def judged(images: torch.Tensor, poses: list, prompts: list[str]) -> dict:
             "scored": sum(attributes.counts.values())}  # fmt: skip
 
 
-def ceiling(pipeline, renders: torch.Tensor, poses: list, prompts: list[str]) -> dict:
-    """The prompted figures themselves through the model's VQ (encode, decode): what a model that draws
-    exactly the prompted figure would score, since every drawing is decoded by that VQ."""
+def references(pipeline, renders: torch.Tensor, poses: list, prompts: list[str]) -> dict:
+    """The prompted figures, rendered and through the model's VQ (encode, decode): what a perfect
+    renderer scores, and what a model that reproduced the renders' latents would."""
     with torch.no_grad():
         decoded = decode(pipeline.vq, encode(pipeline.vq, renders)).clamp(-1, 1).float()
     return {"renders": judged(renders, poses, prompts), "renders through the VQ": judged(decoded, poses, prompts)}
@@ -101,7 +103,7 @@ def main() -> None:
         rows[f"prompt, text guidance {scale:g}"] = measure(
             pipeline, poses, prompts, True, {**base, "text_guidance": scale}
         )
-    rows.update(ceiling(pipeline, renders, poses, prompts))
+    rows.update(references(pipeline, renders, poses, prompts))
     for name, row in rows.items():
         print(json.dumps({name: row}), file=sys.stderr, flush=True)
     publish(
