@@ -33,10 +33,12 @@ from lightning.pytorch.callbacks import Callback
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: per size: figures to make, steps per stage, config names and overrides (deep-merged into the shipped YAML)
+#: per size: figures to make (and the data build's workers), steps per stage, config names and overrides
+#: (deep-merged into the shipped YAML)
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
-        "image": 256, "figures": 256, "per_shard": 64, "steps": 50, "draw": 4, "draw_steps": 20, "tune_steps": 10,
+        "image": 256, "figures": 256, "per_shard": 64, "workers": 4, "steps": 50, "draw": 4, "draw_steps": 20,
+        "tune_steps": 10,
         "clip": "ViT-B-32", "vq": "vq-f4", "code_vq": "vq-f16", "ldm": "ldm-kp-f4", "transformer": "transformer-f16",
         "overrides": {
             "vq": {"loss": {"perceptual_backbone": "untrained", "disc_start": 25}},
@@ -45,7 +47,8 @@ SIZES: dict[str, dict[str, Any]] = {
         },
     },
     "tiny": {
-        "image": 64, "figures": 16, "per_shard": 8, "steps": 4, "draw": 2, "draw_steps": 3, "tune_steps": 2,
+        "image": 64, "figures": 16, "per_shard": 8, "workers": 1, "steps": 4, "draw": 2, "draw_steps": 3,
+        "tune_steps": 2,
         "clip": "posedraw-tiny-clip", "vq": "vq-toy-f4", "code_vq": "vq-toy-f4", "ldm": "ldm-toy",
         "transformer": "transformer-toy",
         "overrides": {
@@ -157,7 +160,7 @@ def make_data(size: dict, work: Path, device: str) -> dict:
     from posedraw.data.toy import ToyMaker
 
     plan = ShardPlan(list(range(size["figures"])), size["per_shard"])
-    build_dataset(work / "toy", plan, ToyMaker(size["image"]), size["image"], workers=4, progress=False)
+    build_dataset(work / "toy", plan, ToyMaker(size["image"]), size["image"], workers=size["workers"], progress=False)
     return {"figures": size["figures"], "image": size["image"]}
 
 
