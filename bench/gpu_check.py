@@ -31,6 +31,8 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+from posedraw.config import merge_config, read_config
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: per size: figures to make (and the data build's workers), steps per stage, config names and overrides
@@ -70,17 +72,10 @@ QUIET = {
 }
 
 
-def merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
-
-
 def write_config(stage: str, name: str, overrides: dict, work: Path) -> Path:
-    config = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+    config = read_config(REPO / "configs" / f"{name}.yaml")
     path = work / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(merge(merge(config, QUIET[stage]), overrides)))
+    path.write_text(yaml.safe_dump(merge_config(merge_config(config, QUIET[stage]), overrides)))
     return path
 
 

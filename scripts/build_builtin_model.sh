@@ -5,7 +5,7 @@
 # tags (configs/ldm-toy-tags.yaml): 2000 steps as tokens, then 8000 with the pooled path -> 6000 more at a
 # lower learning rate and a slower EMA on 30000 scenes (configs/ldm-toy-tags-finish.yaml) -> 3932 steps at
 # batch 128 on 40000 scenes on a GPU (scripts/finish_builtin_gpu.sh). About 4.5 hours on 2 cores for the
-# CPU stages, about 11 minutes on an H100 for the last one (DEVICE=cpu runs it on the CPU, for hours).
+# CPU stages; the last one on a GPU (DEVICE=cpu runs it on the CPU, for hours).
 # Usage: [DEVICE=cuda] scripts/build_builtin_model.sh [WORK_DIR]
 set -euo pipefail
 work=${1:-runs/builtin}

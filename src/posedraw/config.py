@@ -2,6 +2,10 @@
 
 A typo in a config ("learning_rat") must stop the run before it starts, not be ignored for a week of
 training. Nested dataclasses, tuples, Literals and Optionals are converted and checked here.
+
+A config may start from another: `extends: other.yaml` (a path relative to the file) reads that one first
+and lays this file's keys over it, section by section, so a stage that changes only how it trains says
+only that and cannot drift from the model it continues.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import dataclasses
 import os
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -93,9 +98,37 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
 
 
-def load_config(cls: type[T], path: str | os.PathLike[str]) -> T:
-    """Load dataclass `cls` from a YAML file; errors name the file and the key."""
+def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` laid over `base`: a mapping merges key by key, anything else (a list too) replaces."""
+    out = dict(base)
+    for key, value in extra.items():
+        below = out.get(key)
+        out[key] = merge_config(below if isinstance(below, dict) else {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def read_config(path: str | os.PathLike[str], _within: frozenset[Path] = frozenset()) -> Any:
+    """A config file's contents with its `extends:` chain resolved (see the module's docstring)."""
     data = read_yaml(path)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    data = dict(data)
+    parent = data.pop("extends")
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected the path of another config file, got {parent!r}")
+    here = Path(path).resolve()
+    base = Path(path).parent / parent
+    if base.resolve() in _within | {here}:
+        raise ConfigError(f"{path}: extends: {parent} is already in this chain of extends (a loop)")
+    below = read_config(base, _within | {here})
+    if below is not None and not isinstance(below, dict):
+        raise ConfigError(f"{base}: expected a mapping of config sections to extend")
+    return merge_config(below or {}, data)
+
+
+def load_config(cls: type[T], path: str | os.PathLike[str]) -> T:
+    """Load dataclass `cls` from a YAML file (and the files it extends); errors name the file and the key."""
+    data = read_config(path)
     try:
         return from_dict(cls, {} if data is None else data)
     except ConfigError as exc:
