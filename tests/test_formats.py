@@ -19,6 +19,7 @@ from posedraw.pose import (
     read_pose,
 )
 from posedraw.pose import write_pose as write
+from posedraw.pose.formats import MAX_JSON_DEPTH, MAX_POSE_FILE_BYTES, json_depth, loads_json
 from posedraw.pose.formats.openpose import LAYOUTS
 
 from .conftest import poses
@@ -378,3 +379,37 @@ def test_binary_and_missing_files(tmp_path):
         read_pose(binary)
     with pytest.raises(PoseFormatError, match="no such pose file"):
         read_pose(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100000 + "]" * 100000,  # the parser's own recursion
+        '{"people": [{"pose_keypoints_2d": ' + "[" * 990 + "]" * 990 + "}]}",  # within the parser, past a reader
+        '{"nose": [1, 2], "x": ' + "[" * 64 + "]" * 64 + "}",  # one level past the limit
+    ],
+)
+def test_json_nested_past_the_limit_is_refused_before_parsing(tmp_path, text):
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(PoseFormatError) as info:
+        read_pose(path)
+    assert str(info.value) == f"{path}: expected JSON nested at most {MAX_JSON_DEPTH} levels deep"
+
+
+def test_json_depth_counts_brackets_outside_strings_only():
+    assert json_depth('[{"a": "[[[{{", "b": [1, "\\"]]]"]}]') == 3
+    assert json_depth("3") == 0
+    comfy = [{"people": [{"pose_keypoints_2d": [1, 2, 1]}]}]  # the deepest format posedraw reads
+    assert json_depth(json.dumps(comfy)) == 5 <= MAX_JSON_DEPTH
+    assert loads_json("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is not None
+
+
+def test_a_pose_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "huge.json"
+    with path.open("wb") as f:  # sparse: no 32 MB written
+        f.truncate(MAX_POSE_FILE_BYTES + 1)
+    monkeypatch.setattr(type(path), "read_text", lambda *a, **k: pytest.fail("the file was read"))
+    with pytest.raises(PoseFormatError) as info:
+        read_pose(path)
+    assert str(info.value) == f"{path}: expected a pose file of at most 32 MB, got 32.0 MB"

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,14 @@ from posedraw.pose.formats.fields import ReadOptions, WriteOptions
 
 __all__ = [
     "FORMATS",
+    "MAX_JSON_DEPTH",
+    "MAX_POSE_FILE_BYTES",
     "ReadOptions",
     "WriteOptions",
     "detect_format",
     "dump_pose",
+    "json_depth",
+    "loads_json",
     "parse_pose",
     "read_pose",
     "write_pose",
@@ -98,13 +104,35 @@ def _reject_constant(name: str) -> Any:
     raise PoseFormatError(f"document: expected finite numbers, got {name}")
 
 
-def loads_json(text: str) -> Any:
-    """Parse JSON strictly: NaN and Infinity literals are errors, not floats."""
+#: deepest JSON nesting read: the deepest pose document (a ComfyUI frame list of OpenPose people) has 5
+#: levels; a bound far below the parser's recursion limit keeps a crafted file from ever reaching it
+MAX_JSON_DEPTH = 64
+#: largest pose file read: one pose is kilobytes; a ComfyUI list of a 20-minute video's frames (36 000
+#: frames of one person) is about 30 MB and reads in 2 s, while a file ten times that would take minutes
+MAX_POSE_FILE_BYTES = 32 * 1024 * 1024
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, found without recursion (strings do not count)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def loads_json(text: str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON strictly: NaN and Infinity literals are errors, not floats, and nesting deeper than
+    `limit` is refused before parsing, so neither the parser nor a reader walking the result recurses
+    past Python's limit."""
+    if json_depth(text) > limit:
+        raise PoseFormatError(f"expected JSON nested at most {limit} levels deep")
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise PoseFormatError(f"expected JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
+    except RecursionError:  # unreachable below the depth limit; kept so no limit change can give a traceback
         raise PoseFormatError("expected JSON: nesting too deep") from None
 
 
@@ -138,18 +166,27 @@ def read_pose(
 
     Notes ("pose.json holds 3 frames; read frame 0 ...") are appended to `notes` when it is given.
     """
+    text = _read_text(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return _parse(loads_json(text), fmt, options, notes, str(path))
+    except PoseFormatError as exc:
+        raise PoseFormatError(f"{path}: {exc}") from None
+
+
+def _read_text(path: str | os.PathLike[str]) -> str:
+    """A pose file's text; one over `MAX_POSE_FILE_BYTES` is refused by its size, before it is read."""
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_POSE_FILE_BYTES:
+            raise PoseFormatError(f"{path}: expected a pose file of at most {MAX_POSE_FILE_BYTES // 2**20} MB, "
+                                  f"got {size / 2**20:.1f} MB")  # fmt: skip
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PoseFormatError(f"{path}: no such pose file") from None
     except UnicodeDecodeError:
         raise PoseFormatError(f"{path}: expected UTF-8 JSON text, got binary data") from None
     except OSError as exc:
         raise PoseFormatError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return _parse(loads_json(text), fmt, options, notes, str(path))
-    except PoseFormatError as exc:
-        raise PoseFormatError(f"{path}: {exc}") from None
 
 
 def dump_pose(
