@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from posedraw.errors import ImageReadError
+from posedraw.errors import ImageReadError, PosedrawError
 
 
 @contextlib.contextmanager
@@ -24,22 +26,127 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_temp_suffix(target.name), dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, target)
+    except Exception as exc:
+        raise_on_user_path(exc, tmp, target)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temp_suffix(name: str) -> str:
+    return Path(name).suffix or ".tmp"
+
+
+#: the names atomic_path gives its temporary files: `.<name>.<8 characters of mkstemp><suffix of name>`
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)")
+
+
+def stale_temps(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
+    """The temporary files that atomic writes of `names` (file names in `folder`) left behind when their
+    process was killed: only files named exactly as atomic_path names them, so nothing else is touched.
+    The folder is listed once, however many names are asked about."""
+    wanted = set(names)
+    found = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(folder):
+            match = _TEMP_NAME.fullmatch(entry.name)
+            ours = match and match["name"] in wanted and match["suffix"] == _temp_suffix(match["name"])
+            if ours and entry.is_file(follow_symlinks=False):
+                found.append(Path(entry.path))
+    return sorted(found)
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], names: Iterable[str]) -> int:
+    """Remove stale_temps(folder, names); returns how many. Call it only where no other process writes
+    those names at the same time (a killed run's own outputs, before it resumes)."""
+    stale = stale_temps(folder, names)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+#: the OS error inside a library's message, as Rust's std::io formats it (safetensors)
+_OS_ERROR_IN_MESSAGE = re.compile(r"\(os error (\d+)\)")
+
+
+def raise_on_user_path(exc: BaseException, tmp: Path, target: Path) -> None:
+    """Raise `exc` again naming the user's `target` where it names the hidden temporary `tmp` (or a file
+    inside it), or no file at all: a full disk then reads `<target>: No space left on device`, not
+    `a file: ...` or a temporary name that no longer exists. Returns when `exc` is about another file.
+
+    An OS error that a library reports as its own exception (safetensors: `... (os error 28)`) becomes the
+    OSError it stands for."""
+    if isinstance(exc, PosedrawError):
+        return
+    if isinstance(exc, OSError):
+        number, reason, filename = exc.errno, exc.strerror, exc.filename
+    else:
+        match = _OS_ERROR_IN_MESSAGE.search(str(exc)) if exc.__class__.__name__ == "SafetensorError" else None
+        if match is None:
+            return
+        number, filename = int(match[1]), None
+        reason = os.strerror(number)
+    if number is None:
+        return
+    named = isinstance(filename, (str, bytes, os.PathLike))  # not an open file's number
+    where = _beside(Path(os.fsdecode(filename)), tmp, target) if named else target
+    if where is not None:
+        raise OSError(number, reason, str(where)) from exc
+
+
+def _beside(path: Path, tmp: Path, target: Path) -> Path | None:
+    """`path` under `target`'s name if it is `tmp` or inside it, else None."""
+    if path == tmp:
+        return target
+    if tmp in path.parents:
+        return target / path.relative_to(tmp)
+    return None
+
+
+class _KeepWriteErrors:
+    """A binary file that remembers the OS error of a failed write: torch.save reports one as a
+    RuntimeError ("unexpected pos ...") that says nothing of a full disk."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def torch_save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
+    """torch.save `obj` to `path` through a temporary file beside it (never in $TMPDIR, never whole in
+    memory first): a failure leaves the old file, removes the partial one, and names `path`."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = _KeepWriteErrors(handle)
+        try:
+            torch.save(obj, writer)  # type: ignore[arg-type]
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None
 
 
 def check_writable_file(path: str | os.PathLike[str]) -> None:
     """Refuse, before any work, an output file that cannot be written: a folder in its place, or no
     writable folder to put it in (its nearest existing parent). Creates nothing."""
-    from posedraw.errors import PosedrawError
-
     target = Path(path)
     if target.is_dir():
         raise PosedrawError(f"{target}: is a folder; expected a file name to write")
@@ -53,8 +160,6 @@ def check_writable_file(path: str | os.PathLike[str]) -> None:
 def check_writable_dir(path: str | os.PathLike[str]) -> None:
     """Refuse, before any work, an output folder that cannot be made or written: a file in its place, or
     (for a new folder) no writable folder above it. Creates nothing."""
-    from posedraw.errors import PosedrawError
-
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise PosedrawError(f"{target}: is a file; expected a folder to write into")
@@ -130,5 +235,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
         if old is not None:
             shutil.rmtree(old)
+    except Exception as exc:
+        raise_on_user_path(exc, tmp, target)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -81,8 +81,10 @@ def main(
 def error_line(exc: BaseException) -> str:
     """The one line a user sees for an expected failure."""
     if isinstance(exc, OSError) and not isinstance(exc, PosedrawError):
-        where = exc.filename if exc.filename is not None else "a file"
-        return f"{where}: {exc.strerror or exc.__class__.__name__}"
+        reason = exc.strerror or " ".join(str(exc).split()) or exc.__class__.__name__
+        if exc.filename is None:  # posedraw's writers name their file; this comes from deeper down
+            return f"{reason} (the file is not named: posedraw --debug ... shows where)"
+        return f"{exc.filename}: {reason}"
     if isinstance(exc, CLICK_ERRORS):
         return " ".join(exc.format_message().split())  # type: ignore[attr-defined]
     return " ".join(str(exc).splitlines()) or exc.__class__.__name__

@@ -9,8 +9,10 @@ Guarantees (each one is tested):
 - a resumed run reaches the weights of an uninterrupted one: the checkpoint holds weights, EMA, optimizer
   and schedule; the stream restarts at the next unread batch; every step draws its randomness from a
   generator seeded by (seed, rank, step), so it does not matter where the process started;
-- `last.ckpt` is written to a temporary file and renamed, at every `checkpoint_every` steps, at the end and
-  on Ctrl-C / SIGTERM (which stop every rank after the same step); a second Ctrl-C stops at once;
+- `last.ckpt` is written to a temporary file beside it and renamed (never through $TMPDIR, which may be
+  small), at every `checkpoint_every` steps, at the end and on Ctrl-C / SIGTERM (which stop every rank after
+  the same step); a second Ctrl-C stops at once; a failed write leaves the previous checkpoint and no
+  partial file, and says which file it could not write;
 - a rank that fails ends the run: Lightning's observer kills the others when a child rank dies, rank 0
   kills its children when it fails, and a child dies with its parent.
 """
@@ -18,6 +20,7 @@ Guarantees (each one is tested):
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import signal
@@ -31,12 +34,13 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from posedraw.config import dump_yaml, to_dict
 from posedraw.data.stream import SampleStream, stream_loader
 from posedraw.devices import default_precision, pin_memory, resolve_device
 from posedraw.errors import CheckpointError, ConfigError, TrainingInterrupted
-from posedraw.io import write_text_atomic
+from posedraw.io import remove_stale_temps, torch_save_atomic, write_text_atomic
 from posedraw.progress import duration
 from posedraw.train.ranks import die_with_parent, is_first_process, stop_children
 
@@ -99,6 +103,27 @@ def checkpoint_path(out: Path) -> Path:
     return out / "checkpoints" / "last.ckpt"
 
 
+class BesideCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing beside the checkpoint instead of in memory and then $TMPDIR
+    (Lightning's own way): a small $TMPDIR cannot fail a run whose run folder has room, a full disk names the
+    checkpoint, and a failed write leaves no partial file (posedraw.io.torch_save_atomic)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            super().save_checkpoint(checkpoint, path, storage_options)  # refuses them, saying why
+            return
+        torch_save_atomic(checkpoint, path)
+
+
+def remove_unfinished_checkpoints(out: Path) -> None:
+    """Delete the temporary checkpoint files of a run that was killed while saving (SIGKILL, power loss):
+    only the names the checkpoint writer uses, so that each killed run does not leave a checkpoint-sized
+    file. `.last.ckpt.tmp` is the name earlier versions wrote through."""
+    folder = checkpoint_path(out).parent
+    remove_stale_temps(folder, [checkpoint_path(out).name])
+    (folder / ".last.ckpt.tmp").unlink(missing_ok=True)
+
+
 def training_step_of(trainer: L.Trainer, module: L.LightningModule) -> int:
     """Completed training steps: the module's own `step` counter if it keeps one (modules with several
     optimizers do, since Lightning counts every optimizer's step), else Lightning's global step."""
@@ -121,7 +146,10 @@ def read_run_record(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except Exception as exc:  # a damaged or foreign file: torch raises many kinds
-        raise CheckpointError(f"{path}: not a readable training checkpoint ({exc.__class__.__name__})") from None
+        raise CheckpointError(
+            f"{path}: not a readable training checkpoint ({exc.__class__.__name__}); pass --restart to start the run "
+            "over (or use another --out)"
+        ) from None
     record = checkpoint.get("posedraw") if isinstance(checkpoint, dict) else None
     if not isinstance(record, dict):
         raise CheckpointError(
@@ -231,11 +259,7 @@ class RunControl(Callback):
         return int(local.item())
 
     def save(self, trainer: L.Trainer) -> None:
-        path = checkpoint_path(self.out)
-        tmp = path.with_name(".last.ckpt.tmp")
-        trainer.save_checkpoint(tmp)  # every rank takes part; rank 0 writes
-        if trainer.is_global_zero:
-            tmp.replace(path)
+        trainer.save_checkpoint(checkpoint_path(self.out))  # every rank takes part; rank 0 writes (atomically)
         self.saved_step = self.step
 
     def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict) -> None:
@@ -335,6 +359,7 @@ def make_trainer(options: RunOptions, device: str, callbacks: list[Callback], un
             max_epochs=-1,
             default_root_dir=options.out,
             callbacks=callbacks,
+            plugins=[BesideCheckpointIO()],
             enable_progress_bar=False,  # StepProgress shows steps of the run, not batches of an endless epoch
             enable_checkpointing=False,
             logger=L.pytorch.loggers.CSVLogger(options.out, name="logs"),  # a new version_N per (resumed) run
@@ -369,6 +394,8 @@ def run_stage(stage: Stage, options: RunOptions) -> Path | None:
     progress = [StepProgress(max_steps, start, say)] if options.progress else []
     trainer = make_trainer(options, device, [control, *progress, *stage.callbacks], stage.unused_parameters)
     options.out.mkdir(parents=True, exist_ok=True)  # only once the options are known to be good
+    if is_first_process():  # the rank that writes checkpoints; nothing saves before every rank has started
+        remove_unfinished_checkpoints(options.out)
     write_text_atomic(options.out / "config.yaml", dump_yaml(stage.config))
     stage.stream.rank, stage.stream.ranks = trainer.global_rank, trainer.world_size
     stage.stream.resume_at(start, stage.batch_size)
@@ -383,6 +410,7 @@ def run_stage(stage: Stage, options: RunOptions) -> Path | None:
                 raise TrainingInterrupted(
                     control.saved_step, control.signum, checkpoint_path(options.out), trainer.global_rank, True
                 ) from None
+            _raise_on_run_folder(exc, options.out)
             raise
     if control.stopped_by:
         raise TrainingInterrupted(control.step, control.stopped_by, checkpoint_path(options.out), trainer.global_rank)
@@ -403,6 +431,17 @@ def _resume_point(stage: Stage, options: RunOptions) -> int:
     record = read_run_record(path)
     check_resumable(record, stage, options.out)
     return int(record["step"])
+
+
+#: write failures for which the run folder is the place to look
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _raise_on_run_folder(exc: BaseException, out: Path) -> None:
+    """A full disk met by a write that names no file (Lightning's CSV log) is reported on the run folder,
+    not as `a file: No space left on device`."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno in _FULL:
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
 
 
 def _say(message: str) -> None:
