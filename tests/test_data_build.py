@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +90,37 @@ def test_two_machines_split_the_build_and_the_last_one_merges(tmp_path):
     assert (out / "manifest.jsonl").read_bytes() == (tmp_path / "single" / "manifest.jsonl").read_bytes()
     with pytest.raises(DataError, match="--shard-index"):
         _toy(out, shard_index=2, num_shards=2)
+
+
+def killed_while_writing(*paths: Path) -> None:
+    """What atomic writes of `paths` leave when their process is killed half-way (SIGKILL, power loss)."""
+    code = ("import contextlib, os, sys; from posedraw.io import atomic_path\n"
+            "with contextlib.ExitStack() as stack:\n"
+            "    for path in sys.argv[1:]: stack.enter_context(atomic_path(path)).write_bytes(b'half')\n"
+            "    os._exit(9)")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", code, *map(str, paths)], check=False).returncode == 9
+
+
+def _hidden_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+
+
+def test_a_killed_build_s_temporary_files_are_removed_when_it_resumes(tmp_path):
+    out = tmp_path / "ds"
+    _toy(out, shard_index=0, num_shards=2)  # this machine's shards: 0 and 2
+    mine = [out / "shards" / "000002.tar", out / "parts" / "000000.jsonl", out / "parts" / "000002.fingerprint"]
+    theirs = [out / "shards" / "000001.tar", out / "manifest.jsonl"]  # the other machine may be writing these
+    killed_while_writing(*mine, *theirs)
+    foreign = [out / "shards" / ".000002.tar.notmine", out / "shards" / "000002.tar.bak"]
+    for path in foreign:
+        path.write_text("a user's file")
+    before = _hidden_files(out)
+    assert len(before) == len(mine) + len(theirs) + 1
+    report = _toy(out, shard_index=0, num_shards=2)
+    assert report.shards_reused == 2  # the leftovers are temporary files, not shards
+    kept = (".manifest.jsonl.", "shards/.000001.tar.", "shards/.000002.tar.notmine")
+    assert _hidden_files(out) == [name for name in before if name.startswith(kept)]
+    assert all(path.read_text() == "a user's file" for path in foreign)
 
 
 # --- real data: a folder laid out like Danbooru2021 with the original keypoint files -------------------

@@ -6,7 +6,8 @@ inputs. Each shard is built by one worker process and written with its part of t
 built from (`parts/<n>.fingerprint`: the sample maker's settings, filters included, the image format,
 and each input's path, size and modification time). A shard whose tar, part and matching fingerprint
 exist is done and reused, which makes interrupted builds resume; a shard whose inputs or filters changed
-is rebuilt (`rebuild` rebuilds every shard). `shard_index / num_shards`
+is rebuilt (`rebuild` rebuilds every shard), and the temporary files of a build that was killed while
+writing (SIGKILL, power loss) are removed before its shards are built again. `shard_index / num_shards`
 selects every num_shards-th shard, so a cluster array job can split the work. When every part exists, the
 parts are merged into `manifest.jsonl` and `dataset.json`, and the counts are checked: every input is in
 a shard or skipped with a reason.
@@ -26,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from posedraw.data.shards import Sample, manifest_line, write_dataset_index, write_shard
 from posedraw.errors import DataError
-from posedraw.io import write_text_atomic
+from posedraw.io import remove_stale_temps, write_text_atomic
 from posedraw.progress import progress as work_progress
 
 T = TypeVar("T")
@@ -115,6 +116,16 @@ def _done(out: Path, shard: int, expected: str | None = None) -> bool:
     return stored.is_file() and stored.read_text().strip() == expected
 
 
+def _remove_unfinished(out: Path, shards: Sequence[int], whole_folder: bool) -> None:
+    """Delete the temporary files a killed build of `shards` left. Only this machine's shards: another
+    machine may be writing its own at this moment, and the merged manifest and index only when this build
+    is the only one writing the folder."""
+    remove_stale_temps(out / "shards", [Path(shard_name(s)).name for s in shards])
+    remove_stale_temps(out / "parts", [f.name for s in shards for f in (_part(out, s), _fingerprint_file(out, s))])
+    if whole_folder:
+        remove_stale_temps(out, ["manifest.jsonl", "dataset.json"])
+
+
 def _build_one(args: tuple[Path, int, Sequence[Any], MakeSample, str]) -> int:
     out, shard, items, make, image_format = args
     _fingerprint_file(out, shard).unlink(missing_ok=True)  # a half-rebuilt shard is never taken for done
@@ -152,6 +163,7 @@ def build_dataset(
     todo = [s for s in mine if rebuild or not _done(out, s, prints[s])]
     (out / "shards").mkdir(parents=True, exist_ok=True)
     (out / "parts").mkdir(parents=True, exist_ok=True)
+    _remove_unfinished(out, mine, whole_folder=num_shards == 1)
     jobs = [(out, s, plan.items_of(s), make, image_format) for s in todo]
     with work_progress("building shards", len(jobs), progress) as advance:
         if workers > 1 and len(jobs) > 1:
