@@ -116,9 +116,12 @@ def test_a_run_folder_of_another_stage_or_config_is_refused_before_training(worl
     stage = ldm_stage(write_config(tmp_path, "changed", changed), world / "cache", world / "vq", out)
     with pytest.raises(ConfigError, match=r"train\.learning_rate: 0\.001, now 0\.5"):
         run_stage(stage, options)
-    (out / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable training checkpoint"):
+    last = out / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # truncated (a copy cut short)
+    with pytest.raises(CheckpointError) as unreadable:
         run_stage(_stage("ldm", world, tmp_path, out), options)
+    assert str(unreadable.value).startswith(f"{last}: not a readable training checkpoint")
+    assert "pass --restart to start the run over" in str(unreadable.value)
 
 
 def test_ema_tensors_follow_the_module_to_another_device():
