@@ -115,3 +115,24 @@ def test_training_writes_nothing_through_tmpdir_and_clears_a_killed_save(capsys,
     assert code == 0, err
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last.ckpt", "mine.ckpt"]
     assert torch.load(checkpoint_path(out), map_location="cpu", weights_only=True)["posedraw"]["step"] == 1
+
+
+def test_a_full_disk_in_a_write_that_names_no_file_names_the_run_folder(tmp_path):
+    from posedraw.train.driver import _raise_on_run_folder
+
+    with pytest.raises(OSError) as named:  # Lightning's CSV log appends through a handle that names no file
+        _raise_on_run_folder(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
+    assert named.value.errno == errno.ENOSPC and named.value.filename == str(tmp_path)
+    _raise_on_run_folder(OSError(errno.ECONNRESET, "Connection reset by peer"), tmp_path)  # not about the folder
+
+
+def test_an_os_error_that_names_no_file_says_how_to_find_it(capsys, monkeypatch):
+    from posedraw.cli import pose as pose_cli
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pose_cli, "read_pose", full)
+    code, _, err = run_cli(capsys, "pose", "show", STANDING)
+    assert code == 2
+    assert one_line(err) == "error: No space left on device (the file is not named: posedraw --debug ... shows where)"
