@@ -22,7 +22,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
 
     Readers of `path` then see either the old file or the complete new one, never a partial write,
-    even when the process is interrupted.
+    even when the process is interrupted. A failed write removes the temporary file and its OS error
+    names `path` (raise_on_user_path).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +79,9 @@ _OS_ERROR_IN_MESSAGE = re.compile(r"\(os error (\d+)\)")
 
 def raise_on_user_path(exc: BaseException, tmp: Path, target: Path) -> None:
     """Raise `exc` again naming the user's `target` where it names the hidden temporary `tmp` (or a file
-    inside it), or no file at all: a full disk then reads `<target>: No space left on device`, not
-    `a file: ...` or a temporary name that no longer exists. Returns when `exc` is about another file.
+    inside it), or no file at all: a full disk then reads `<target>: No space left on device`, a path the
+    user knows, not a temporary name that is gone by then. Returns (the caller re-raises `exc` unchanged)
+    when `exc` is about another file or is no OS error.
 
     An OS error that a library reports as its own exception (safetensors: `... (os error 28)`) becomes the
     OSError it stands for."""
