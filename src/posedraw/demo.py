@@ -20,7 +20,7 @@ from posedraw.data.poses import sample_pose
 from posedraw.data.toy import ToyMaker
 from posedraw.devices import resolve_device
 from posedraw.eval.fidelity import FidelityReport, detect, fidelity, in_image_frame
-from posedraw.io import save_image_atomic
+from posedraw.io import save_image_atomic, write_text_atomic
 from posedraw.models.vq import load_vq
 from posedraw.pipelines.generate import pose_sample_grid
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
@@ -41,7 +41,7 @@ def _config(name: str, out: Path, **sections: dict) -> Path:
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
     path = out / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
+    write_text_atomic(path, yaml.safe_dump(config))
     return path
 
 
