@@ -205,3 +205,43 @@ def test_several_people_are_refused_by_a_one_person_model_not_dropped(capsys, mo
                            "--frame", "1", "--steps", "2", "--out", tmp_path / "out")  # fmt: skip
     assert code == 0, err
     assert (tmp_path / "out" / "frames_seed0.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sampler": "dpm++", "eta": 0.5}, "--eta: only the ddim sampler has an eta"),
+        ({"sampler": "euler", "eta": 0.5}, "--eta: only the ddim sampler has an eta"),
+        ({"sampler": "ddim", "steps": 1000}, "--steps: at most 999 for this sampler"),
+        ({"sampler": "plms", "steps": 1000}, "--steps: at most 999 for this sampler"),
+        ({"steps": 1001}, "--steps: expected an integer from 1 to 1000"),
+        ({"steps": 2.0}, "--steps: expected an integer"),
+        ({"guidance": 2.0}, "--guidance: the legacy pose encoder was trained without a null pose"),
+        ({"guidance": None}, "--guidance: expected a number from 0 to 30"),
+        ({"eta": True, "sampler": "ddim"}, "--eta: expected a number from 0 to 1"),
+        ({"eta": float("nan"), "sampler": "ddim"}, "--eta: expected a number from 0 to 1"),
+        ({"latents": torch.zeros(1, 4, 16, 16)}, "latents: expected shape (N, 3, 16, 16)"),
+        ({"latents": torch.full((1, 3, 16, 16), float("inf"))}, "latents: expected finite numbers"),
+    ],
+)
+def test_check_options_refuses_combinations_and_the_call_refuses_them_before_any_work(
+    pipeline, keypoint_files, options, message
+):
+    """One check for the CLI, the studio and the call itself: nothing reaches the UNet."""
+    with pytest.raises(PosedrawError) as refused:
+        pipeline.check_options(options)
+    assert str(refused.value).startswith(message)
+    calls = []
+    hook = pipeline.unet.register_forward_pre_hook(lambda *args: calls.append(1))
+    try:
+        with pytest.raises(PosedrawError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            pipeline([read_pose(keypoint_files["1000846"])], seeds=[0], **{"steps": 2, **options})
+    finally:
+        hook.remove()
+    assert not calls
+
+
+def test_the_longest_grid_of_each_sampler_is_accepted(pipeline):
+    for sampler in SAMPLERS:
+        steps = 999 if sampler in ("ddim", "plms") else 1000
+        pipeline.check_options({"sampler": sampler, "steps": steps})

@@ -3,6 +3,7 @@ import pytest
 
 from posedraw.errors import PoseError
 from posedraw.pose import JOINTS, NUM_JOINTS, JointState, Part, Pose
+from posedraw.pose.core import MAX_CANVAS, MAX_COORDINATE
 from posedraw.pose.schema import FLIP_PERMUTATION, part_flip_permutation
 
 
@@ -45,6 +46,34 @@ def test_absent_joints_have_no_position():
 def test_invalid_poses_are_rejected_with_the_field_named(change, message):
     with pytest.raises(PoseError, match=message):
         _standing().replace(**change)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"width": 0.5}, "canvas width: expected a size from 1 to 100000 pixels"),
+        ({"height": MAX_CANVAS * 1.01}, "canvas height: expected a size from 1 to 100000 pixels"),
+        ({"width": 1e308}, "canvas width"),
+        ({"xy": np.full((1, NUM_JOINTS, 2), 1e308)}, "xy: expected coordinates from -1000000 to 1000000 pixels"),
+        ({"xy": np.full((1, NUM_JOINTS, 2), -MAX_COORDINATE - 1)}, "xy: expected coordinates from"),
+    ],
+)
+def test_canvas_sizes_and_coordinates_have_a_finite_range(change, message):
+    with pytest.raises(PoseError, match=message.replace("(", r"\(")):
+        _standing().replace(**change)
+    with pytest.raises(PoseError, match="part xy: expected coordinates from"):
+        Part(np.full((1, 6, 2), 2e6), np.full((1, 6), 2))
+
+
+def test_the_range_s_edges_are_poses():
+    """1 to 100000 pixels a side, coordinates within a million pixels of the origin (absent joints: NaN)."""
+    xy = np.full((NUM_JOINTS, 2), MAX_COORDINATE)
+    xy[1] = -MAX_COORDINATE
+    assert Pose.single(xy, 1, MAX_CANVAS).canvas == (1.0, MAX_CANVAS)
+    state = np.full(NUM_JOINTS, JointState.VISIBLE)
+    state[0] = JointState.ABSENT
+    xy[0] = 1e308  # an absent joint's position is dropped, not checked
+    assert np.isnan(Pose.single(xy, 64, 64, state=state).xy[0, 0]).all()
 
 
 def test_flip_permutation_swaps_every_left_joint_with_its_right_twin():

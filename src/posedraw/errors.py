@@ -37,6 +37,11 @@ class CheckpointError(PosedrawError):
     """A checkpoint or model folder cannot be loaded or converted."""
 
 
+class SamplingError(PosedrawError):
+    """A sampling step produced inf or nan from valid options (a damaged model, extreme start latents):
+    raised instead of making an image from them."""
+
+
 class DataError(PosedrawError):
     """A dataset or image folder is missing or has no usable samples."""
 

@@ -115,6 +115,7 @@ def generate(
     from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
     from posedraw.pipelines import load_pipeline
+    from posedraw.pipelines.drawing import check_seed
     from posedraw.pipelines.generate import Job, Outputs, load_start_latents, run_jobs
     from posedraw.pose import read_pose
 
@@ -129,6 +130,8 @@ def generate(
         job, recorded, recorded_model = read_png_metadata(from_png)
         jobs, model, poses = [job], model or recorded_model, {from_png: job.pose}
     else:
+        check_seed(seed)
+        check_seed(seed + num - 1, "--num (the last seed, --seed + --num - 1)")
         files = list(dict.fromkeys(_pose_files(pose or [], pose_dir)))
         if not files:
             raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")

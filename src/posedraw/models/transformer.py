@@ -32,7 +32,7 @@ from rich.progress import track
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from posedraw.devices import inference_autocast
-from posedraw.errors import ConfigError, PosedrawError
+from posedraw.errors import ConfigError, PosedrawError, SamplingError
 from posedraw.models.code_conditioning import CodePoseEncoder, input_embeddings, placed_maps
 from posedraw.models.guidance import Branch, GuidanceScales
 from posedraw.models.incremental_gpt2 import IncrementalGPT2
@@ -100,6 +100,8 @@ def pose_encoder_for(config: TransformerConfig, null_pose: bool, tags: Sequence[
 
 @dataclass(frozen=True)
 class Sampling:
+    """How codes are drawn; the ranges users may set are the pipeline's options (pipelines/code_transformer.py)."""
+
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
@@ -109,14 +111,6 @@ class Sampling:
     @property
     def scales(self) -> GuidanceScales:
         return GuidanceScales(self.guidance, self.text_guidance)
-
-    def check(self) -> None:
-        if self.temperature <= 0:
-            raise PosedrawError(f"--temperature: expected > 0, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise PosedrawError(f"--top-k: expected >= 1, got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise PosedrawError(f"--top-p: expected in (0, 1], got {self.top_p}")
 
 
 def filter_logits(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
@@ -129,6 +123,7 @@ def filter_logits(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         ordered, order = torch.sort(logits, descending=True, dim=-1)
         probs = ordered.softmax(-1)
         drop = probs.cumsum(-1) - probs >= sampling.top_p  # keep the smallest prefix reaching top_p
+        drop[..., 0] = False  # and always the likeliest, even where top_p rounds to 0 in float32
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return logits
 
@@ -191,7 +186,6 @@ class CodeSampler:
         whole sequence with transformers' forward (`recompute="transformers"`) or our own step ("ours")."""
         recomputed = {"transformers": self._recomputed, "ours": self._recomputed_ours}[recompute]
         sampling = sampling or Sampling()
-        sampling.check()
         self.encoder.check_guidance(sampling.guidance)
         if len(seeds) != len(poses):
             raise PosedrawError(f"seeds: expected one per pose ({len(poses)}), got {len(seeds)}")
@@ -211,7 +205,7 @@ class CodeSampler:
                 else:
                     logits = decoder.logits(step_input, _added(pose_maps, k, step_input.shape[1]))
                 logits = sampling.scales.combine(logits, branches)
-                drawn = self._draw(logits, sampling, generators).to(device)
+                drawn = self._draw(logits, sampling, generators, k).to(device)
                 codes.append(drawn)
                 step_input = drawn.repeat(len(branches), 1)
                 if decoder is None:
@@ -221,11 +215,19 @@ class CodeSampler:
         grid = self.encoder.config.grid
         return torch.cat(codes, dim=1).view(len(poses), grid, grid), partial
 
-    @staticmethod
-    def _draw(logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator]) -> torch.Tensor:
+    def _draw(
+        self, logits: torch.Tensor, sampling: Sampling, generators: list[torch.Generator], k: int
+    ) -> torch.Tensor:
         """(B, 1) codes from guided logits, each row from its own generator on the CPU so seeds agree
-        across devices."""
+        across devices. Probabilities with inf or nan (the multinomial would fail on them deep inside torch)
+        are a SamplingError naming the code; the check costs nothing extra, the probabilities are on the
+        CPU already."""
         probs = filter_logits(logits, sampling).softmax(-1).cpu()
+        if not torch.isfinite(probs).all():
+            raise SamplingError(
+                f"code {k + 1} of {self.codes}: the model produced non-finite values (inf or nan), so no image "
+                "was made; try a lower --guidance or a higher --temperature"
+            )
         return torch.stack([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators, strict=True)])
 
 

@@ -143,9 +143,12 @@ def vq_folder(folder: str | Path) -> Path:
 
 def load_vq(folder: str | Path, device: str | torch.device = "cpu") -> VQModel:
     """Load the VQ of a model folder (a VQ folder or a pipeline folder with a `vq/` component)."""
+    from posedraw.models.files import READ_ERRORS, check_component_files, read_failure
+
     candidate = vq_folder(folder)
+    check_component_files(candidate.parent, [candidate.name])
     try:
         vq = VQModel.from_pretrained(candidate, use_safetensors=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{candidate}: not a loadable VQ model ({exc})") from None
+    except READ_ERRORS as exc:
+        raise read_failure(candidate, "VQ model", exc) from None
     return vq.to(device).eval()

@@ -16,38 +16,46 @@ Folders written by earlier versions (`vq/`, `transformer/`, `posedraw.json` of k
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from diffusers import VQModel
 from transformers import GPT2LMHeadModel
 
 from posedraw.config import from_dict
-from posedraw.errors import CheckpointError, PosedrawError
 from posedraw.models.code_conditioning import CodePoseEncoder
+from posedraw.models.files import READ_ERRORS, check_component_files, read_failure
 from posedraw.models.transformer import CodeSampler, Sampling, TransformerConfig, pose_encoder_for
 from posedraw.models.vq import decode_codes, latents_from_codes, load_vq
-from posedraw.pipelines.drawing import Drawing, DrawingPipeline, Option, at_least, check_seeds
-from posedraw.pipelines.keypoint_ldm import per_pose
+from posedraw.pipelines.drawing import (
+    GUIDANCE_EXPECTED,
+    MAX_GUIDANCE,
+    Drawing,
+    DrawingPipeline,
+    Option,
+    finite_images,
+    number_in,
+)
 from posedraw.pose import Pose
 
 #: the `kind` in posedraw.json of model folders of earlier versions
 EARLIER_KIND = "transformer"
 
 
-def _probability(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
-
-
 class CodeTransformerPipeline(DrawingPipeline):
     KIND = "transformer"
+    # temperature: at 0.01 a draw is already the likeliest code (divide logits by less and they overflow),
+    # at 10 nearly uniform; top_p: below 1e-6 (where float32 rounds a mass to 0) only the likeliest code is
+    # kept anyway; top_k: more than the codebook keeps every code
     OPTIONS = MappingProxyType({
-        "temperature": Option("--temperature", 1.0, "a number > 0", lambda v: at_least(0)(v) and v > 0),
-        "top_k": Option("--top-k", None, "an integer >= 1", at_least(1, integer=True)),
-        "top_p": Option("--top-p", None, "a number in (0, 1]", _probability),
-        "guidance": Option("--guidance", 1.0, "a number >= 0 (1 = off)", at_least(0)),
+        "temperature": Option("--temperature", 1.0, "a number from 0.01 to 10", number_in(0.01, 10)),
+        "top_k": Option("--top-k", None, "an integer >= 1", number_in(1, math.inf, integer=True)),
+        "top_p": Option("--top-p", None, "a number from 0.000001 to 1", number_in(1e-6, 1)),
+        "guidance": Option("--guidance", 1.0, GUIDANCE_EXPECTED, number_in(0, MAX_GUIDANCE)),
         "progress_row": Option("--progress-row", False, "true or false", lambda v: isinstance(v, bool)),
     })  # fmt: skip
 
@@ -71,6 +79,11 @@ class CodeTransformerPipeline(DrawingPipeline):
         """Raise PoseError if this model cannot draw `pose` (no body joint, more than one person)."""
         self.pose_encoder.check([pose])
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Each value on its own (drawing.py), then guidance, which needs a model trained with pose dropout."""
+        super().check_options(options)
+        self.pose_encoder.check_guidance(self.resolved_options(options)["guidance"])
+
     @torch.no_grad()
     def __call__(
         self,
@@ -90,13 +103,10 @@ class CodeTransformerPipeline(DrawingPipeline):
         """Draw one code grid per (pose, seed) and decode it. Intermediates every `codes_every` codes, or 8 of
         them with `progress_row`; `use_cache=False` recomputes the sequence every step (the reference).
         `prompt` / `negative_prompt` (one for all, or one per pose) and `text_guidance`: models with tags."""
-        seeds = check_seeds(list(poses), seeds)
-        prompts, negatives = (
-            per_pose(prompt, len(poses), "prompt"),
-            per_pose(negative_prompt, len(poses), "negative_prompt"),
-        )
-        if not self.takes_text and (any(prompts) or any(negatives)):
-            raise PosedrawError("--prompt: this model was trained without text (it draws from the pose alone)")
+        options = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "guidance": guidance,
+                   "progress_row": progress_row, "prompt": prompt, "negative_prompt": negative_prompt,
+                   "text_guidance": text_guidance}  # fmt: skip
+        seeds, prompts, negatives = self.check_call(poses, seeds, options)
         if progress_row and codes_every is None:
             codes_every = max(1, self.pose_encoder.config.grid**2 // 8)
         sampler = CodeSampler(self.transformer, self.pose_encoder)
@@ -104,7 +114,7 @@ class CodeTransformerPipeline(DrawingPipeline):
         progress = not self._progress_disabled()
         codes, partial = sampler(poses, seeds, sampling, use_cache, progress, codes_every, prompts, negatives)
         intermediates = [(count, self._decode_partial(drawn)) for count, drawn in partial]
-        return Drawing(decode_codes(self.vq, codes).float(), latents_from_codes(self.vq, codes).float(),
+        return Drawing(finite_images(decode_codes(self.vq, codes).float()), latents_from_codes(self.vq, codes).float(),
                        codes=codes, intermediates=intermediates)  # fmt: skip
 
     def _decode_partial(self, drawn: torch.Tensor) -> torch.Tensor:
@@ -121,15 +131,14 @@ class CodeTransformerPipeline(DrawingPipeline):
         """A pipeline from a folder written before transformers were pipelines (vq/, transformer/ and
         posedraw.json); such models have a prefix and no pose maps."""
         folder = Path(folder)
+        check_component_files(folder, ["transformer", "vq"])
         try:
             info = json.loads((folder / "posedraw.json").read_text())
             config = from_dict(TransformerConfig, info["config"]["model"])
             null_pose = float(info["config"]["train"]["pose_dropout"]) > 0
             model = GPT2LMHeadModel.from_pretrained(folder / "transformer", use_safetensors=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(
-                f"{folder}: not a loadable transformer model folder ({exc.__class__.__name__})"
-            ) from None
+        except READ_ERRORS as exc:
+            raise read_failure(folder, "transformer model folder", exc) from None
         return cls(model.eval(), load_vq(folder), pose_encoder_for(config, null_pose))
 
 

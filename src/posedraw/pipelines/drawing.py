@@ -2,13 +2,19 @@
 
 Both generators (`KeypointLDMPipeline`, `CodeTransformerPipeline`) are diffusers `DiffusionPipeline`s
 saved with `model_index.json`, called as `pipe(poses, seeds=..., **options)`, and returning a `Drawing`.
-Each declares its options (`OPTIONS`: name -> `Option`), so a caller such as `posedraw generate` can check
-what a user asked for against the model it loaded, without knowing which kind of model that is: an option
-the model does not take is one error naming it.
+Each declares its options (`OPTIONS`: name -> `Option`, each with a finite range), so a caller such as
+`posedraw generate` or the studio can check what a user asked for against the model it loaded, without
+knowing which kind of model that is: `check_options` refuses an option the model does not take, a value out
+of its range and a combination the model cannot draw (each pipeline adds its own, as diffusers'
+`check_inputs` does), in one line naming the flag, before any work. `__call__` runs the same check first, so
+no option error is left to surface halfway through a drawing; what it can still meet is a model that
+produces non-finite numbers from valid options, which is a `SamplingError`, never an image.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -16,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from diffusers import DiffusionPipeline
 
-from posedraw.errors import PosedrawError
+from posedraw.errors import PosedrawError, SamplingError
 from posedraw.pose import Pose
 
 
@@ -42,25 +48,40 @@ class Option:
     choices: tuple[str, ...] = ()  # the values, when they are a list of names (for menus)
 
     def check(self, value: Any) -> None:
-        if value is not None and not self.valid(value):
+        """Refuse a value out of range; None only stands for an option whose default is None (none)."""
+        if (value is not None or self.default is not None) and not self.valid(value):
             raise PosedrawError(f"{self.flag}: expected {self.expected}, got {value!r}")
 
 
-def at_least(low: float, integer: bool = False) -> Callable[[Any], bool]:
+def number_in(low: float, high: float, integer: bool = False, above: bool = False) -> Callable[[Any], bool]:
+    """A check for a number in [low, high] (`above`: (low, high]); never a bool, nan or inf, and with
+    `integer` never a float, so no value reaches the sampler that its arithmetic cannot hold."""
+
     def valid(value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        kind = numbers.Integral if integer else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
             return False
-        return value >= low
+        if not integer and not math.isfinite(value):
+            return False
+        return (low < value if above else low <= value) and value <= high
 
     return valid
 
+
+#: guidance scales (pose and text): 1 is off; past about 10 drawings saturate, and 30 keeps a guided
+#: prediction (the scale times a difference of two predictions) far from what float arithmetic overflows
+MAX_GUIDANCE = 30.0
+GUIDANCE_EXPECTED = f"a number from 0 to {MAX_GUIDANCE:g} (1 = off)"
 
 #: the options of a model trained with text (`text_encoder`); an empty prompt is no prompt
 TEXT_OPTIONS: Mapping[str, Option] = {
     "prompt": Option("--prompt", "", "a text", lambda v: isinstance(v, str)),
     "negative_prompt": Option("--negative-prompt", "", "a text", lambda v: isinstance(v, str)),
-    "text_guidance": Option("--text-guidance", 1.0, "a number >= 0 (1 = off)", at_least(0)),
+    "text_guidance": Option("--text-guidance", 1.0, GUIDANCE_EXPECTED, number_in(0, MAX_GUIDANCE)),
 }
+
+#: seeds seed torch's generators (64-bit); the diffusion model also uses seed + 1
+MAX_SEED = 2**63 - 2
 
 
 class DrawingPipeline(DiffusionPipeline):
@@ -79,7 +100,10 @@ class DrawingPipeline(DiffusionPipeline):
         return {**self.OPTIONS, **(TEXT_OPTIONS if self.takes_text else {})}
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        """Refuse options this model does not take or values outside their range, naming the flag."""
+        """Refuse options this model does not take or values outside their range, naming the flag.
+
+        Subclasses extend it with the combinations their model refuses (a sampler without eta, guidance
+        without a null pose, ...), so that one call checks everything before any work."""
         takes = self.options
         for name, value in options.items():
             flag = "--" + name.replace("_", "-")
@@ -102,13 +126,54 @@ class DrawingPipeline(DiffusionPipeline):
         """Raise PoseError if this model cannot draw `pose`."""
         raise NotImplementedError
 
+    def check_call(
+        self, poses: Sequence[Pose], seeds: Sequence[int] | None, options: dict[str, Any]
+    ) -> tuple[list[int], list[str], list[str]]:
+        """What `__call__` checks before any work: seeds, prompts (one for all or one per pose) and, through
+        `check_options`, every option. Returns the seeds and the prompts and negative prompts per pose."""
+        seeds = check_seeds(list(poses), seeds)
+        prompts = per_pose(options.pop("prompt", ""), len(poses), "prompt")
+        negatives = per_pose(options.pop("negative_prompt", ""), len(poses), "negative_prompt")
+        text = {"prompt": next((p for p in prompts if p), ""), "negative_prompt": next((p for p in negatives if p), ""),
+                "text_guidance": options.pop("text_guidance", 1.0)}  # fmt: skip
+        # a model without text is asked about the text options only when they are set
+        options.update({k: v for k, v in text.items() if self.takes_text or v != TEXT_OPTIONS[k].default})
+        self.check_options(options)
+        return seeds, prompts, negatives
 
-def check_seeds(poses: list[Pose], seeds: list[int] | None) -> list[int]:
-    """One seed per pose (default: 0, 1, 2, ...)."""
+
+def finite_images(images: torch.Tensor) -> torch.Tensor:
+    """The decoded images, unless they hold inf or nan (which a PNG would show as black): SamplingError."""
+    if not torch.isfinite(images).all():
+        raise SamplingError("decoding: the VQ decoder produced non-finite values (inf or nan), so no image was "
+                            "made; the model folder's vq may be damaged")  # fmt: skip
+    return images
+
+
+def check_seed(seed: Any, name: str = "--seed") -> int:
+    """A seed torch's generators take: a whole number in [0, MAX_SEED]."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise PosedrawError(f"{name}: expected a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
+def check_seeds(poses: list[Pose], seeds: Sequence[int] | None) -> list[int]:
+    """One seed per pose (default: 0, 1, 2, ...), each one a generator takes."""
     seeds = list(seeds) if seeds is not None else list(range(len(poses)))
     if len(seeds) != len(poses):
         raise PosedrawError(f"seeds: expected one per pose ({len(poses)}), got {len(seeds)}")
-    return seeds
+    return [check_seed(s, "seeds") for s in seeds]
 
 
-__all__ = ["TEXT_OPTIONS", "Drawing", "DrawingPipeline", "Option", "at_least", "check_seeds"]
+def per_pose(prompt: str | Sequence[str], batch: int, name: str) -> list[str]:
+    """One prompt per pose: a string is everyone's."""
+    prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
+    if not all(isinstance(p, str) for p in prompts):
+        raise PosedrawError(f"{name}: expected a text or one text per pose")
+    if len(prompts) != batch:
+        raise PosedrawError(f"{name}: expected one prompt or one per pose ({batch}), got {len(prompts)}")
+    return prompts
+
+
+__all__ = ["GUIDANCE_EXPECTED", "MAX_GUIDANCE", "MAX_SEED", "TEXT_OPTIONS", "Drawing", "DrawingPipeline", "Option",
+           "check_seed", "check_seeds", "finite_images", "number_in", "per_pose"]  # fmt: skip

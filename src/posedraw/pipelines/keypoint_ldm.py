@@ -8,26 +8,39 @@ context; guidance then has a pose and a text scale, `models/guidance.py`). It is
 
 Latents: the diffusion model works on `vq latent * vq.config.scaling_factor`; a latent is divided by the
 factor before decoding, and decoding quantizes it first, as the original does.
+
+Every option is checked before any work (`check_options`, drawing.py). A step that still produces inf or
+nan (a damaged model, start latents too large for it) is recorded on the device without a host sync and
+raised once, before decoding, as a `SamplingError` naming the first such step: quantization would
+otherwise turn nan into a valid-looking all-black image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from diffusers import UNet2DConditionModel, VQModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from posedraw.devices import inference_autocast
-from posedraw.errors import PosedrawError
+from posedraw.errors import PosedrawError, SamplingError
 from posedraw.models.conditioning import PoseConditioning, PoseEncoder
 from posedraw.models.guidance import Branch, GuidanceScales
 from posedraw.models.text import TextEncoder
 from posedraw.models.vq import decode
-from posedraw.pipelines.drawing import Drawing, DrawingPipeline, Option, at_least, check_seeds
-from posedraw.pipelines.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, make_sampler, step_kwargs
+from posedraw.pipelines.drawing import (
+    GUIDANCE_EXPECTED,
+    MAX_GUIDANCE,
+    Drawing,
+    DrawingPipeline,
+    Option,
+    finite_images,
+    number_in,
+)
+from posedraw.pipelines.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, checked_sampler, step_kwargs
 from posedraw.pose import Pose
 
 
@@ -50,12 +63,15 @@ class KeypointLDMPipeline(DrawingPipeline):
     model_cpu_offload_seq = "pose_encoder->text_encoder->unet->vq"
     _optional_components: ClassVar[list[str]] = ["text_encoder"]
     KIND = "diffusion"
+    # steps: at most one per train step (a sampler may allow one fewer: check_options); eta: DDIM's
+    # interpolation from deterministic (0) to DDPM-like noise (1), beyond which its noise term has no meaning
     OPTIONS = MappingProxyType({
-        "sampler": Option("--sampler", DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}", lambda v: v in SAMPLERS,
+        "sampler": Option("--sampler", DEFAULT_SAMPLER, f"one of {', '.join(SAMPLERS)}",
+                          lambda v: isinstance(v, SchedulerMixin) or (isinstance(v, str) and v in SAMPLERS),
                           tuple(SAMPLERS)),
-        "steps": Option("--steps", DEFAULT_STEPS, "an integer >= 1", at_least(1, integer=True)),
-        "eta": Option("--eta", 0.0, "a number >= 0", at_least(0)),
-        "guidance": Option("--guidance", 1.0, "a number >= 0 (1 = off)", at_least(0)),
+        "steps": Option("--steps", DEFAULT_STEPS, "an integer from 1 to 1000", number_in(1, 1000, integer=True)),
+        "eta": Option("--eta", 0.0, "a number from 0 to 1", number_in(0, 1)),
+        "guidance": Option("--guidance", 1.0, GUIDANCE_EXPECTED, number_in(0, MAX_GUIDANCE)),
         "latents": Option("--latents", None, "start latents"),
         "progress_row": Option("--progress-row", False, "true or false", lambda v: isinstance(v, bool)),
     })  # fmt: skip
@@ -76,6 +92,29 @@ class KeypointLDMPipeline(DrawingPipeline):
     def check_pose(self, pose: Pose) -> None:
         """Raise PoseError if this model cannot draw `pose` (no body joint, more people than it draws)."""
         self.pose_encoder.prepare([pose])
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Each value on its own (drawing.py), then what this model and its samplers refuse together: steps
+        past the sampler's grid, eta for a sampler without one, guidance without a null pose, start latents
+        of another shape or with non-finite values."""
+        super().check_options(options)
+        values = self.resolved_options(options)
+        self._scheduler(values["sampler"], values["steps"], values["eta"])
+        if values["guidance"] != 1.0 and not self.pose_encoder.has_null:
+            raise PosedrawError(
+                f"--guidance: the {self.pose_encoder.kind} pose encoder was trained without a null pose, so "
+                "classifier-free guidance is not available for this model (use 1)"
+            )
+        latents = values["latents"]
+        if isinstance(latents, torch.Tensor):  # the command line checks its .npy file itself
+            if latents.dim() != 4 or tuple(latents.shape[1:]) != self.latent_shape:
+                raise PosedrawError(f"latents: expected shape (N, {', '.join(map(str, self.latent_shape))}), "
+                                    f"got {tuple(latents.shape)}")  # fmt: skip
+            if not torch.isfinite(latents).all():
+                raise PosedrawError("latents: expected finite numbers")
+
+    def _scheduler(self, sampler: str | SchedulerMixin, steps: int, eta: float) -> SchedulerMixin:
+        return checked_sampler(sampler, dict(self.scheduler.config), steps, eta)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -140,30 +179,26 @@ class KeypointLDMPipeline(DrawingPipeline):
         trained with text; `guidance` is the pose scale.
         """
         batch = len(poses)
-        seeds = check_seeds(list(poses), seeds)
+        options = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance, "latents": latents,
+                   "progress_row": progress_row, "prompt": prompt, "negative_prompt": negative_prompt,
+                   "text_guidance": text_guidance}  # fmt: skip
+        seeds, prompts, negatives = self.check_call(poses, seeds, options)
         if progress_row and x0_every is None:
             x0_every = max(1, steps // 8)
-        if steps < 1:
-            raise PosedrawError(f"--steps: expected at least 1, got {steps}")
-        scheduler = make_sampler(sampler, dict(self.scheduler.config)) if isinstance(sampler, str) else sampler
+        scheduler = self._scheduler(sampler, steps, eta)
         scheduler.set_timesteps(steps, device=self.device)
-        if int(scheduler.timesteps.max()) >= scheduler.config.num_train_timesteps:
-            # leading spacing with offset 1 (the original DDIM grid) cannot use every train step
-            raise PosedrawError(f"--steps: at most {scheduler.config.num_train_timesteps - 1} for this sampler")
         if latents is None:
             latents = initial_noise(seeds, self.latent_shape)
-        elif tuple(latents.shape) != (batch, *self.latent_shape):
+        elif latents.shape[0] != batch:
             raise PosedrawError(f"latents: expected shape {(batch, *self.latent_shape)}, got {tuple(latents.shape)}")
         x = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
-        prompts, negatives = per_pose(prompt, batch, "prompt"), per_pose(negative_prompt, batch, "negative_prompt")
-        if not self.takes_text and (any(prompts) or any(negatives)):
-            raise PosedrawError("--prompt: this model was trained without text (it draws from the pose alone)")
         scales = GuidanceScales(guidance, text_guidance)
         cond, branches = self._conditioning(poses, scales, prompts, negatives)
         generators = [torch.Generator().manual_seed(int(s) + 1) for s in seeds]  # noise of stochastic samplers
         kwargs = step_kwargs(scheduler, eta, generators)
         intermediates = []
         alphas = scheduler.alphas_cumprod.to(self.device)
+        first_bad = torch.full((), -1, device=self.device)  # the first step with inf or nan (-1: none)
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
             model_input = scheduler.scale_model_input(x, t)
             output = self._denoise(model_input, t, cond, branches, scales)
@@ -171,13 +206,17 @@ class KeypointLDMPipeline(DrawingPipeline):
                 x0 = predicted_x0(model_input, output, alphas[round(float(t))], scheduler.config.prediction_type)
                 intermediates.append((i, self.decode_latents(x0)))
             x = scheduler.step(output, t, x, **kwargs).prev_sample
-        images = self.decode_latents(x)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(x).all(), i, first_bad)
+        check_finite(first_bad, len(scheduler.timesteps))
+        images = finite_images(self.decode_latents(x))
         return Drawing(images, x / self.vq.config.scaling_factor, latents=x, intermediates=intermediates)
 
 
-def per_pose(prompt: str | Sequence[str], batch: int, name: str) -> list[str]:
-    """One prompt per pose: a string is everyone's."""
-    prompts = [prompt] * batch if isinstance(prompt, str) else [str(p) for p in prompt]
-    if len(prompts) != batch:
-        raise PosedrawError(f"{name}: expected one prompt or one per pose ({batch}), got {len(prompts)}")
-    return prompts
+def check_finite(first_bad: torch.Tensor, steps: int) -> None:
+    """Raise SamplingError if a step made inf or nan (`first_bad`: its index, -1 for none): one host sync."""
+    step = int(first_bad)
+    if step >= 0:
+        raise SamplingError(
+            f"step {step + 1} of {steps}: the model produced non-finite values (inf or nan), so no image was "
+            "made; try a lower --guidance or --text-guidance, or another sampler"
+        )

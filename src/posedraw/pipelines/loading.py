@@ -3,19 +3,23 @@
 A folder is a diffusers pipeline folder; which of posedraw's generators it holds is read from its
 `model_index.json` (`_class_name`), never guessed from its files. Transformer folders of earlier versions
 (no `model_index.json`) are converted on load, with a note. `builtin` and `builtin:transformer` name the
-models shipped in the package.
+models shipped in the package. A damaged folder (a missing, truncated or garbage file) is one
+CheckpointError naming the file, whichever library would have read it (models/files.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
 from posedraw.errors import CheckpointError
+from posedraw.models.files import READ_ERRORS, check_component_files, read_failure
 from posedraw.pipelines.code_transformer import CodeTransformerPipeline, is_folder_of_earlier_version
 from posedraw.pipelines.drawing import DrawingPipeline
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
@@ -42,30 +46,42 @@ def resolve_model(model: str | Path | None) -> Path:
 def load_pipeline(model: str | Path | None, device: str = "cpu", notes: list[str] | None = None) -> DrawingPipeline:
     """The generator in a model folder (see the module docstring), on `device`."""
     folder = resolve_model(model)
-    if is_folder_of_earlier_version(folder):
-        if notes is not None:
-            notes.append(f"{folder} is a transformer folder of an earlier posedraw version: converted on load "
-                         "(CodeTransformerPipeline.save_pretrained writes it in the new form)")  # fmt: skip
-        return CodeTransformerPipeline.from_folder_of_earlier_version(folder).to(device)
-    cls = PIPELINES.get(_class_name(folder))
-    if cls is None:
-        raise CheckpointError(f"{folder}: model_index.json names {_class_name(folder)!r}, not a posedraw generator "
-                              f"({', '.join(PIPELINES)})")  # fmt: skip
-    logging.getLogger("diffusers").setLevel(logging.ERROR)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    diffusers_logging.disable_progress_bar()  # a bar for loading a few small files is noise
-    transformers_logging.disable_progress_bar()
-    try:
-        pipeline = cls.from_pretrained(folder, use_safetensors=True)
-    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise CheckpointError(f"{folder}: not a loadable {cls.__name__} ({exc.__class__.__name__}: {exc})") from None
-    finally:
-        diffusers_logging.enable_progress_bar()
-        transformers_logging.enable_progress_bar()
+    with _quiet_loading():
+        if is_folder_of_earlier_version(folder):
+            if notes is not None:
+                notes.append(f"{folder} is a transformer folder of an earlier posedraw version: converted on load "
+                             "(CodeTransformerPipeline.save_pretrained writes it in the new form)")  # fmt: skip
+            return CodeTransformerPipeline.from_folder_of_earlier_version(folder).to(device)
+        index = _model_index(folder)
+        cls = PIPELINES.get(str(index["_class_name"]))
+        if cls is None:
+            raise CheckpointError(f"{folder}: model_index.json names {index['_class_name']!r}, not a posedraw "
+                                  f"generator ({', '.join(PIPELINES)})")  # fmt: skip
+        check_component_files(folder, _components(index))
+        try:
+            pipeline = cls.from_pretrained(folder, use_safetensors=True)
+        except READ_ERRORS as exc:
+            raise read_failure(folder, cls.__name__, exc) from None
     return pipeline.to(device)
 
 
-def _class_name(folder: Path) -> str:
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No library warnings or progress bars while loading: a bar for a few small files is noise, and an
+    error is one line."""
+    logging.getLogger("diffusers").setLevel(logging.ERROR)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
+
+
+def _model_index(folder: Path) -> dict:
+    """The folder's model_index.json, which names the pipeline class and its components."""
     index = folder / "model_index.json"
     if not index.is_file():
         if (folder / "vq" / "config.json").is_file():
@@ -75,9 +91,18 @@ def _class_name(folder: Path) -> str:
         raise CheckpointError(f"{folder}: expected a model folder with model_index.json (made by convert ldm, "
                               "train ldm or train transformer)")  # fmt: skip
     try:
-        return str(json.loads(index.read_text())["_class_name"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{index}: not a readable model index (no _class_name)") from None
+        data = json.loads(index.read_text())
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or "_class_name" not in data:
+        raise CheckpointError(f"{index}: not a readable model index (no _class_name)")
+    return data
+
+
+def _components(index: dict) -> list[str]:
+    """The component sub-folders a model index lists (optional ones it marks absent with null are left out)."""
+    return [name for name, entry in index.items()
+            if not name.startswith("_") and isinstance(entry, list) and None not in entry]  # fmt: skip
 
 
 __all__ = ["PIPELINES", "load_pipeline", "resolve_model"]

@@ -49,13 +49,35 @@ def make_sampler(name: str, schedule: dict[str, Any]) -> SchedulerMixin:
     return cls.from_config({**shared, **settings})
 
 
+def max_steps(scheduler: SchedulerMixin) -> int:
+    """The most steps `scheduler` can take: one per train step, less the offset of a leading grid (the
+    original DDIM's grid starts at t = offset, so its last step would be past the schedule)."""
+    config = scheduler.config
+    offset = int(config.get("steps_offset", 0) or 0) if config.get("timestep_spacing", "leading") == "leading" else 0
+    return int(config.num_train_timesteps) - offset
+
+
+def checked_sampler(sampler: str | SchedulerMixin, schedule: dict[str, Any], steps: int, eta: float) -> SchedulerMixin:
+    """The scheduler for `sampler` with its `steps` timesteps set (on the CPU), after refusing a setting it
+    cannot run: more steps than its grid has, or an eta it has no use for (only DDIM has one)."""
+    scheduler = make_sampler(sampler, schedule) if isinstance(sampler, str) else sampler
+    most = max_steps(scheduler)
+    if steps > most:
+        raise PosedrawError(f"--steps: at most {most} for this sampler, got {steps}")
+    scheduler.set_timesteps(steps)
+    if int(scheduler.timesteps.max()) >= scheduler.config.num_train_timesteps:  # a grid max_steps does not know
+        raise PosedrawError(f"--steps: {steps} steps reach past the schedule for this sampler; use fewer")
+    if eta and "eta" not in inspect.signature(scheduler.step).parameters:
+        raise PosedrawError("--eta: only the ddim sampler has an eta; leave it at 0 for the others")
+    return scheduler
+
+
 def step_kwargs(scheduler: SchedulerMixin, eta: float, generator: Any) -> dict[str, Any]:
-    """The optional `step` arguments this scheduler accepts (eta only for DDIM, noise generators if used)."""
+    """The optional `step` arguments this scheduler accepts (eta for DDIM, noise generators if used);
+    `checked_sampler` has refused an eta the scheduler does not take."""
     accepted = inspect.signature(scheduler.step).parameters
     kwargs: dict[str, Any] = {}
-    if eta:
-        if "eta" not in accepted:
-            raise PosedrawError("--eta: only the ddim sampler has an eta; leave it at 0 for the others")
+    if eta and "eta" in accepted:
         kwargs["eta"] = eta
     if "generator" in accepted:
         kwargs["generator"] = generator

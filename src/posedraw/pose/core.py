@@ -6,6 +6,11 @@ pixel (i, j) is (i + 0.5, j + 0.5). Absent joints have no position: their coordi
 Coordinates outside the canvas are allowed (pose estimators produce them); transforms mark joints that
 they push out of the canvas as absent.
 
+Sizes are bounded so that every consumer's arithmetic stays finite: a canvas side is 1 to `MAX_CANVAS`
+pixels and a coordinate at most `MAX_COORDINATE` from the origin, so a position relative to the canvas
+(what the pose encoders compute, in float32) is at most 10^6 in size. Larger values come only from mistakes
+(a unit mix-up, a corrupt file); a joint at 1e308 would overflow float32 and leave nothing to draw.
+
 Besides the 17 body joints, a Pose may hold optional `parts` (see `schema.PARTS`): named groups of
 extra points of every person (a file's own neck and mid-hip, feet, hands, face) with the same
 position / state / confidence rules as the body. Body-only code reads `xy` and `state` and never sees them.
@@ -22,6 +27,11 @@ import numpy as np
 
 from posedraw.errors import PoseError
 from posedraw.pose.schema import NUM_JOINTS, PART_SIZES, PARTS, JointState
+
+#: the largest canvas side, in pixels: beyond any photo or drawing a pose comes from
+MAX_CANVAS = 100_000.0
+#: the largest distance of a coordinate from the origin, in pixels (ten of the largest canvases)
+MAX_COORDINATE = 10 * MAX_CANVAS
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -48,6 +58,10 @@ def _checked_points(
     present = state != JointState.ABSENT
     if not np.isfinite(xy[present]).all():
         raise PoseError(f"{prefix}xy: coordinates of present joints must be finite numbers")
+    if not (np.abs(xy[present]) <= MAX_COORDINATE).all():
+        far = float(np.abs(xy[present]).max())
+        raise PoseError(f"{prefix}xy: expected coordinates from -{MAX_COORDINATE:.0f} to {MAX_COORDINATE:.0f} pixels, "
+                        f"got {far:g}")  # fmt: skip
     xy[~present] = np.nan
     if confidence is not None:
         confidence = np.array(confidence, dtype=np.float64, copy=True)
@@ -173,8 +187,8 @@ class Pose(Points):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
                 raise PoseError(f"canvas {name}: expected a positive number, got {value!r}")
-            if not (math.isfinite(value) and value > 0):
-                raise PoseError(f"canvas {name}: expected a positive finite number, got {value!r}")
+            if not (math.isfinite(value) and 1 <= value <= MAX_CANVAS):
+                raise PoseError(f"canvas {name}: expected a size from 1 to {MAX_CANVAS:.0f} pixels, got {value!r}")
             object.__setattr__(self, name, float(value))
         object.__setattr__(self, "xy", xy)
         object.__setattr__(self, "state", state)
