@@ -17,6 +17,7 @@ from posedraw.pipelines import load_pipeline
 from posedraw.studio.app import Studio, create_app
 from posedraw.studio.drawing import Limits, Models
 from posedraw.studio.jobs import JobQueue
+from posedraw.studio.security import Access
 
 STANDING = json.loads((Path(__file__).parents[1] / "examples" / "poses" / "standing.json").read_text())
 
@@ -26,9 +27,13 @@ def builtin_pipelines() -> dict:
     return {name: load_pipeline(name) for name in ("builtin:diffusion", "builtin:transformer")}
 
 
-def make_studio(out: Path, queue: int = 4, limits: Limits | None = None) -> Studio:
+#: what FastAPI's TestClient talks to: Host `testserver` (port 80)
+TESTSERVER = Access(frozenset({"testserver:80"}))
+
+
+def make_studio(out: Path, queue: int = 4, limits: Limits | None = None, access: Access = TESTSERVER) -> Studio:
     limits = limits or Limits()
-    return Studio(Models(dict(builtin_pipelines()), limits), out, JobQueue(queue), limits)
+    return Studio(Models(dict(builtin_pipelines()), limits), out, JobQueue(queue), limits, access=access)
 
 
 def free_port() -> int:
@@ -38,12 +43,14 @@ def free_port() -> int:
 
 
 class RunningServer:
-    """uvicorn serving a studio on a free port in a thread (what `posedraw studio` runs)."""
+    """uvicorn serving a studio on a free port of 127.0.0.1 in a thread (what `posedraw studio` runs),
+    with `token` if given."""
 
-    def __init__(self, studio: Studio) -> None:
+    def __init__(self, studio: Studio, token: str | None = None) -> None:
         import uvicorn
 
         self.port = free_port()
+        studio.access = Access.serving("127.0.0.1", self.port, token=token)
         config = uvicorn.Config(create_app(studio), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -19,9 +19,9 @@ def studio(
         list[str] | None,
         typer.Option("--model", help="A model to draw with (repeat for several). Default: both built-in models."),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes the studio to the network.")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; any but loopback exposes the studio to the network (token).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
     out: Annotated[Path, typer.Option(help="Gallery folder: every drawing is written here with its recipe.")] = Path(
         "studio-out"
@@ -32,6 +32,20 @@ def studio(
     ] = None,
     clip_pretrained: Annotated[str | None, typer.Option("--clip-pretrained", help="Its weights tag.")] = "openai",
     clip_weights: Annotated[Path | None, typer.Option("--clip-weights", help="Its local checkpoint file.")] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host", help="Another Host name to serve (NAME or NAME:PORT; repeatable), e.g. a proxy's."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="POSEDRAW_STUDIO_TOKEN",
+            help="Access token every request must carry (auto: a new one). Default: a new one unless "
+            "--host is loopback.",
+        ),
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Pose a character in the browser and watch it being drawn (http://HOST:PORT)."""
@@ -39,16 +53,18 @@ def studio(
     from posedraw.io import check_writable_dir
 
     try:
-        import uvicorn
-
+        from posedraw.studio import server
         from posedraw.studio.app import Studio, create_app
         from posedraw.studio.drawing import Limits, Models
         from posedraw.studio.jobs import JobQueue
+        from posedraw.studio.security import LOOPBACK, Access, resolve_token, start_urls
     except ImportError as exc:
         missing = f"the studio needs its extra ({exc.name} is missing): pip install 'posedraw[studio]'"
         raise PosedrawError(missing) from None
     from posedraw.pipelines.loading import load_pipeline
 
+    secret = resolve_token(host, token)
+    access = Access.serving(host, port, allow_host or (), secret)
     device = resolve_device(device)
     check_writable_dir(out)
     names = list(dict.fromkeys(model or DEFAULT_MODELS))
@@ -60,9 +76,11 @@ def studio(
 
         tuning = Tuning(clip_spec(clip, clip_pretrained, clip_weights))
     limits = Limits()
-    app = create_app(Studio(Models(pipelines, limits), out, JobQueue(queue), limits, tuning=tuning))
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: --host {host} lets anyone who can reach this machine use the studio and its files",
-              file=sys.stderr)  # fmt: skip
-    print(f"posedraw studio on http://{host}:{port} ({', '.join(names)}; gallery {out})", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    studio = Studio(Models(pipelines, limits), out, JobQueue(queue), limits, tuning=tuning, access=access)
+    app = create_app(studio)
+    if host not in LOOPBACK:
+        print(f"warning: --host {host} lets anyone who can reach this machine and has the token use the studio "
+              "and its files", file=sys.stderr)  # fmt: skip
+    urls = start_urls(host, port, secret)
+    print(f"posedraw studio on {' or '.join(urls)} ({', '.join(names)}; gallery {out})", file=sys.stderr)
+    server.serve(app, host, port, studio.jobs.close)

@@ -1,7 +1,9 @@
 """posedraw studio: the HTTP API and the static page (FastAPI). The page uses exactly this API, so
-scripts can too; FastAPI documents it at /docs.
+scripts can too; it is described at /openapi.json (no /docs page: FastAPI's loads script from a CDN,
+which the studio's Content-Security-Policy does not allow).
 
 Errors: every bad request is a 4xx whose body is {"error": "<one line>"}; only a bug gives a 500.
+Every request first passes the `StudioGuard` (security.py): Host, origin and token checks.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import warnings
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
+from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,11 +29,14 @@ from posedraw.data.poses import KINDS, example_pose
 from posedraw.data.toy import make_toy_scene
 from posedraw.errors import PosedrawError
 from posedraw.pose import dump_pose, parse_pose, render_skeleton
+from posedraw.pose.formats import loads_json
 from posedraw.pose.render import JOINT_COLOURS, LIMB_COLOURS
 from posedraw.pose.schema import FLIP_PERMUTATION, JOINTS, LIMB_INDICES
+from posedraw.studio.api_schema import UPLOAD_TYPES, drawing_schema, json_body, pose_schema, tune_schema, upload_body
 from posedraw.studio.drawing import Limits, Models, PreviewGate, RequestError, draw_one, parse_request_pose
 from posedraw.studio.gallery import BadName, image_path, list_images
 from posedraw.studio.jobs import FINISHED, JobProgress, JobQueue, QueueFull, StudioJob
+from posedraw.studio.security import Access, StudioGuard, json_error
 from posedraw.studio.tuning import Tuning
 
 STATIC = Path(__file__).parent / "static"
@@ -40,7 +45,8 @@ EXPORT_FORMATS = ("posedraw", "openpose", "coco")
 
 @dataclass
 class Studio:
-    """The server's state: models, gallery folder, job queue, preview gate."""
+    """The server's state: models, gallery folder, job queue, preview gate, and who may use it
+    (`access`: the Host names served and the token; by default the loopback names of port 7860)."""
 
     models: Models
     out: Path
@@ -48,10 +54,29 @@ class Studio:
     limits: Limits = field(default_factory=Limits)
     previews: PreviewGate = field(default_factory=PreviewGate)
     tuning: Tuning | None = None
+    access: Access = field(default_factory=lambda: Access.serving("127.0.0.1", 7860))
 
 
-def error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+JSON_TYPES = ("application/json",)
+#: the formats a photo may be in, by their first bytes; read by their Pillow plugin directly, which reads
+#: the header (the size) without Image.open's decompression-bomb check, so a huge image gets our 413
+UPLOAD_FORMATS = (
+    (lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"), PngImagePlugin.PngImageFile),
+    (lambda head: head.startswith(b"\xff\xd8\xff"), JpegImagePlugin.JpegImageFile),
+    (lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP", WebPImagePlugin.WebPImageFile),
+)
+#: what Pillow's readers raise on a malformed file (Image.open treats them all as "not this format")
+BAD_IMAGE = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error)
+
+
+def require_type(request: Request, accepted: tuple[str, ...], what: str) -> None:
+    """Refuse (415) a body whose Content-Type is not one of `accepted`. Beyond saying what the body is,
+    this keeps web pages out: a cross-site form or simple fetch can only send text/plain, form types."""
+    declared = request.headers.get("content-type", "")
+    if declared.split(";", 1)[0].strip().lower() not in accepted:
+        got = repr(declared[:60]) if declared else "none"
+        wanted = accepted[0] if len(accepted) == 1 else f"{', '.join(accepted[:-1])} or {accepted[-1]}"
+        raise RequestError(f"{what}: expected Content-Type {wanted}, got {got}", status=415)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -69,11 +94,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    """The JSON body, read as pose files are (strict numbers, bounded nesting): never a RecursionError."""
+    require_type(request, JSON_TYPES, "request body")
     body = await read_body(request, limit)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestError("request body: expected JSON") from None
+        return loads_json(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RequestError("request body: expected JSON in UTF-8") from None
+    except PosedrawError as exc:
+        raise RequestError(f"request body: {exc}") from None
 
 
 def presets() -> dict[str, Any]:
@@ -95,26 +124,32 @@ def skeleton_info() -> dict[str, Any]:
 
 
 def create_app(studio: Studio) -> FastAPI:
-    app = FastAPI(title="posedraw studio", summary="Pose a character and draw it with posedraw's models.")
+    app = FastAPI(title="posedraw studio", summary="Pose a character and draw it with posedraw's models.",
+                  docs_url=None, redoc_url=None)  # fmt: skip
+    app.add_middleware(StudioGuard, access=studio.access)
     app.state.studio = studio
     cached_presets = presets()
+    example = cached_presets["standing"]
+    pose_body = json_body(pose_schema(example), "a pose document in any format posedraw reads")
+    job_body = json_body(drawing_schema(studio.models, example, preview=False), "a drawing job")
+    preview_body = json_body(drawing_schema(studio.models, example, preview=True), "a preview")
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError) -> JSONResponse:
-        return error(str(exc), exc.status)
+        return json_error(str(exc), exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "bad request"
         if exc.status_code == 404:
             detail = f"not found: {request.url.path}"
-        return error(detail, exc.status_code)
+        return json_error(detail, exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return error(f"{where}: {first.get('msg', 'invalid')}", 422)
+        return json_error(f"{where}: {first.get('msg', 'invalid')}", 422)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -134,7 +169,7 @@ def create_app(studio: Studio) -> FastAPI:
     def get_skeleton() -> dict[str, Any]:
         return skeleton_info()
 
-    @app.post("/api/pose/import", summary="Any pose document posedraw reads -> posedraw JSON")
+    @app.post("/api/pose/import", summary="Any pose document posedraw reads -> posedraw JSON", openapi_extra=pose_body)
     async def import_pose(request: Request) -> dict[str, Any]:
         doc = await read_json(request, studio.limits.max_body)
         notes: list[str] = []
@@ -144,7 +179,7 @@ def create_app(studio: Studio) -> FastAPI:
             raise RequestError(f"pose file: {exc}") from None
         return {"pose": dump_pose(pose), "notes": notes}
 
-    @app.post("/api/pose/export", summary="Pose -> posedraw, OpenPose or COCO JSON (?format=)")
+    @app.post("/api/pose/export", summary="Pose -> posedraw, OpenPose or COCO JSON (?format=)", openapi_extra=pose_body)
     async def export_pose(request: Request, format: str = "posedraw") -> JSONResponse:
         if format not in EXPORT_FORMATS:
             raise RequestError(f"format: expected one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
@@ -153,7 +188,7 @@ def create_app(studio: Studio) -> FastAPI:
         doc = dump_pose(pose, format, notes=notes)
         return JSONResponse(doc, headers={"X-Posedraw-Notes": json.dumps(notes)})
 
-    @app.post("/api/pose/skeleton", summary="Pose -> the skeleton PNG in the render colours")
+    @app.post("/api/pose/skeleton", summary="Pose -> the skeleton PNG in the render colours", openapi_extra=pose_body)
     async def skeleton(request: Request) -> Response:
         pose = parse_request_pose(await read_json(request, studio.limits.max_body))
         if max(pose.width, pose.height) > 4096:
@@ -162,13 +197,15 @@ def create_app(studio: Studio) -> FastAPI:
         render_skeleton(pose).save(buffer, format="PNG")
         return Response(buffer.getvalue(), media_type="image/png")
 
-    @app.post("/api/pose/detect", summary="A photo (the raw image bytes) -> the pose MediaPipe finds in it")
+    @app.post("/api/pose/detect", summary="A photo (the raw image bytes) -> the pose MediaPipe finds in it",
+              openapi_extra=upload_body())  # fmt: skip
     async def detect(request: Request) -> dict[str, Any]:
+        require_type(request, UPLOAD_TYPES, "upload")
         data = await read_body(request, studio.limits.max_upload)
         image = open_upload(data, studio.limits.max_pixels)
         return await run_in_threadpool(detect_in, image)
 
-    @app.post("/api/jobs", status_code=202, summary="Queue a full-quality drawing job")
+    @app.post("/api/jobs", status_code=202, summary="Queue a full-quality drawing job", openapi_extra=job_body)
     async def create_job(request: Request) -> dict[str, Any]:
         body = await read_json(request, studio.limits.max_body)
         drawing = studio.models.request(body)
@@ -185,10 +222,11 @@ def create_app(studio: Studio) -> FastAPI:
     def tune_info() -> dict[str, Any]:
         return {"available": studio.tuning is not None, "clip": None if studio.tuning is None else studio.tuning.name}
 
-    @app.post("/api/tune", status_code=202, summary="Queue CLIP tuning of a gallery image towards prompts")
+    @app.post("/api/tune", status_code=202, summary="Queue CLIP tuning of a gallery image towards prompts",
+              openapi_extra=json_body(tune_schema(), "a tuning job"))  # fmt: skip
     async def create_tune(request: Request) -> dict[str, Any]:
-        if studio.tuning is None:
-            raise RequestError("tuning needs a CLIP: start the studio with --clip NAME (e.g. ViT-B-32)", status=501)
+        if studio.tuning is None:  # the server's set-up, not the request, is at fault: but no 5xx (not a bug)
+            raise RequestError("tuning needs a CLIP: start the studio with --clip NAME (e.g. ViT-B-32)", status=409)
         body = await read_json(request, studio.limits.max_body)
         tuning = studio.tuning.request(body, studio)
         job = submit(studio, StudioJob(client=client_of(body), total=tuning.steps, work=tuning.work, kind="tune"))
@@ -215,7 +253,7 @@ def create_app(studio: Studio) -> FastAPI:
 
         async def stream():
             seen: tuple = ()
-            while True:
+            while not studio.jobs.closed:  # a stopping server ends its streams instead of waiting for the job
                 state = (job.status, job.done, len(job.images))
                 if state != seen:
                     seen = state
@@ -226,7 +264,8 @@ def create_app(studio: Studio) -> FastAPI:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    @app.post("/api/preview", summary="A fast drawing (few steps, one image) returned as PNG; newest wins")
+    @app.post("/api/preview", summary="A fast drawing (few steps, one image) returned as PNG; newest wins",
+              openapi_extra=preview_body)  # fmt: skip
     async def preview(request: Request) -> Response:
         body = await read_json(request, studio.limits.max_body)
         drawing = studio.models.request(body)
@@ -276,20 +315,20 @@ def find_job(studio: Studio, job_id: str) -> StudioJob:
 
 
 def open_upload(data: bytes, max_pixels: int) -> np.ndarray:
-    """An uploaded photo as RGB uint8; refuses what is not an image and images over `max_pixels`."""
+    """An uploaded photo as RGB uint8; refuses what is not a PNG, JPEG or WebP image, and (by the size
+    its header states, before anything is decoded) images over `max_pixels`."""
     if not data:
         raise RequestError("upload: expected an image, got an empty body")
+    opener = next((read for looks_like, read in UPLOAD_FORMATS if looks_like(data[:16])), None)
+    if opener is None:
+        raise RequestError("upload: expected a PNG, JPEG or WebP image")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.width * image.height > max_pixels:
-                    raise RequestError(f"upload: expected at most {max_pixels} pixels, got "
-                                       f"{image.width} x {image.height}", status=413)  # fmt: skip
-                return np.asarray(image.convert("RGB"))
-    except RequestError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with opener(io.BytesIO(data)) as image:
+            if image.width * image.height > max_pixels:
+                raise RequestError(f"upload: expected at most {max_pixels} pixels, got "
+                                   f"{image.width} x {image.height}", status=413)  # fmt: skip
+            return np.asarray(image.convert("RGB"))
+    except BAD_IMAGE:
         raise RequestError("upload: expected a PNG, JPEG or WebP image") from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,22 +165,40 @@ class Superseded(RequestError):
 
 class PreviewGate:
     """Newest request wins: one preview runs at a time, and a request that a newer one of the same client
-    has overtaken while it waited is dropped (409) instead of drawn."""
+    has overtaken while it waited is dropped (409) instead of drawn.
 
-    def __init__(self) -> None:
+    The newest `seq` is kept for the `max_clients` clients seen last (every tab and script is a client, so
+    an unbounded record would grow with each one); a client forgotten meanwhile is simply drawn.
+    """
+
+    def __init__(self, max_clients: int = 1024) -> None:
         self._run = threading.Lock()
         self._seen = threading.Lock()
-        self.latest: dict[str, int] = {}
+        self.max_clients = max_clients
+        self.latest: OrderedDict[str, int] = OrderedDict()
+
+    def _record(self, client: str, seq: int) -> None:
+        with self._seen:
+            self.latest[client] = max(seq, self.latest.get(client, seq))
+            self.latest.move_to_end(client)
+            while len(self.latest) > self.max_clients:
+                self.latest.popitem(last=False)
+
+    def _overtaken(self, client: str, seq: int) -> bool:
+        with self._seen:
+            return self.latest.get(client, seq) != seq
 
     def draw(self, request: DrawRequest, client: str, seq: int, limits: Limits, full: bool = False) -> bytes:
         """The PNG of one drawing: with `full`, at the request's own settings (a joint was released)."""
-        with self._seen:
-            self.latest[client] = max(seq, self.latest.get(client, seq))
+        self._record(client, seq)
         with self._run:
-            if self.latest[client] != seq:
+            if self._overtaken(client, seq):
                 raise Superseded()
             options = request.options if full else preview_options(request, limits)
-            image = request.pipeline([request.pose], seeds=[request.seed], **options).images[0]
+            try:
+                image = request.pipeline([request.pose], seeds=[request.seed], **options).images[0]
+            except PosedrawError as exc:  # the request's fault (an option the sampler refuses), not a bug
+                raise RequestError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
         buffer = io.BytesIO()
         to_image(image).save(buffer, format="PNG")
         return buffer.getvalue()

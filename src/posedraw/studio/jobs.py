@@ -87,6 +87,7 @@ class JobQueue:
         if limit < 1:
             raise ValueError(f"--queue: expected at least 1, got {limit}")
         self.limit, self.keep = limit, keep
+        self.closed = False  # the server is stopping: event streams end instead of waiting for their job
         self.jobs: dict[str, StudioJob] = {}
         self.changed = threading.Condition()
         self._pending: queue.Queue[StudioJob | None] = queue.Queue()
@@ -122,11 +123,17 @@ class JobQueue:
             return job
 
     def wait_for_change(self, job: StudioJob, seen: tuple, timeout: float) -> None:
-        """Block until the job's public state differs from `seen` (or `timeout`): for server-sent events."""
+        """Block until the job's public state differs from `seen`, the queue closes, or `timeout`: for
+        server-sent events."""
         with self.changed:
-            self.changed.wait_for(lambda: _state(job) != seen, timeout=timeout)
+            self.changed.wait_for(lambda: self.closed or _state(job) != seen, timeout=timeout)
 
     def close(self) -> None:
+        """Stop: the worker after its current job, waiting event streams at once (so a server shutting
+        down does not wait for a job to finish)."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
         self._pending.put(None)
 
     def _forget_old(self) -> None:

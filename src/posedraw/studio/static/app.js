@@ -1,5 +1,5 @@
 // posedraw studio: wires the pose editor, the drawing controls, the live preview and the gallery to the
-// server's JSON API (the same API scripts use; see /docs).
+// server's JSON API (the same API scripts use; described at /openapi.json).
 
 import { Editor } from "./editor.js";
 
