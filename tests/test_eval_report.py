@@ -330,3 +330,17 @@ def test_a_detector_given_by_its_weights_file_judges_like_the_shipped_one(drawn)
     shipped = build_report([drawn / "guidance-1"], "toy").data["runs"]
     from_file = build_report([drawn / "guidance-1"], str(WEIGHTS)).data["runs"]
     assert [r["metrics"] for r in from_file.values()] == [r["metrics"] for r in shipped.values()]
+
+
+def test_inception_weights_that_are_not_a_state_dict_of_its_tensors_are_refused(tmp_path):
+    import pickle
+
+    from posedraw.errors import CheckpointError
+    from posedraw.eval.image_quality import InceptionFeatures
+
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"other\.pth could not be loaded \(RuntimeError\)"):
+        InceptionFeatures(tmp_path / "other.pth")
+    (tmp_path / "code.pth").write_bytes(pickle.dumps(Path("x")))  # a pickle of something else: never unpickled
+    with pytest.raises(CheckpointError, match="not a PyTorch state dict of tensors"):
+        InceptionFeatures(tmp_path / "code.pth")

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from posedraw.errors import PosedrawError
 from posedraw.pose import JOINTS, Pose
 from posedraw.pose.schema import COCO_SIGMAS
 
@@ -88,9 +89,11 @@ def coco_detections(detected: Sequence[Pose], min_joints: int = 1) -> list[dict]
 def keypoint_ap(ground_truth: dict, detections: list[dict], image_ids: Sequence[int] | None = None) -> dict:
     """AP, AP50, AP75, AR, AR50 and AR75 of `detections` against `ground_truth` over `image_ids` (default:
     every image), by pycocotools' COCOeval with the COCO-17 sigmas. None where no person was asked for."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise PosedrawError("COCO AP needs pycocotools: pip install pycocotools") from None
     ids = [image["id"] for image in ground_truth["images"]] if image_ids is None else list(image_ids)
     wanted = set(ids)
     if not any(a["image_id"] in wanted for a in ground_truth["annotations"]):

@@ -66,6 +66,8 @@ class InceptionFeatures(FeatureExtractor):
         path = None if weights is None else str(weights)
         try:
             self.net = NoTrainInceptionV3("inception-v3-compat", [str(self.num_features)], path)
+        except ModuleNotFoundError:
+            raise PosedrawError("FID/KID need torch-fidelity's Inception network: pip install torch-fidelity") from None
         except (OSError, RuntimeError, ValueError, KeyError) as exc:  # URLError is an OSError
             where = weights or "torch-fidelity's download (weights-inception-2015-12-05-6726825d.pth)"
             raise CheckpointError(

@@ -93,7 +93,7 @@ def run_axis(data: dict) -> tuple[str, list[float] | None]:
     values = [run["settings"].get(varying) for run in data["runs"].values()]
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return varying, [float(v) for v in values]
-    return "run", None
+    return ("folder" if varying == "folder" else "run"), None
 
 
 def metric_plot(data: dict, metric: str) -> Image.Image | None:
@@ -116,7 +116,7 @@ def metric_plot(data: dict, metric: str) -> Image.Image | None:
         axes.plot(x, [np.nan if v is None else v for v in ys], marker=".", linewidth=1, alpha=0.7, label=kind)
     axes.plot(x, [np.nan if v is None else v for v in overall], marker="o", color="black", linewidth=2, label="all")
     if xs is None:
-        axes.set_xticks(x, list(data["runs"]), rotation=20, ha="right", fontsize=7)
+        axes.set_xticks(x, [label.replace(", ", "\n") for label in data["runs"]], fontsize=7)
     axes.set_xlabel(name)
     axes.set_title(METRICS.get(metric, metric), fontsize=10)
     axes.legend(fontsize=6, ncol=2)
@@ -130,7 +130,7 @@ def metric_plot(data: dict, metric: str) -> Image.Image | None:
 def plots(data: dict) -> str:
     images = []
     distances = [m for m in summary_metrics(data) if m not in METRICS and m.startswith(("fid", "kid", "FD_", "KD_"))]
-    for metric in [*PLOTTED, *(m for m in distances if not m.endswith("_std"))]:
+    for metric in [*PLOTTED, *(m for m in distances if not m.endswith(("_std", "_size")))]:
         plot = metric_plot(data, metric)
         if plot is not None:
             images.append(f'<img alt="{html.escape(metric)}" src="{data_uri(plot)}">')
