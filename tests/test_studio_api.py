@@ -171,6 +171,7 @@ BAD_REQUESTS = [
     ("post", "/api/jobs", {"pose": STANDING, "model": "../x"}, 400, "model"),
     ("post", "/api/jobs", [1, 2], 400, "request"),
     ("post", "/api/preview", {"pose": STANDING, "quality": "best"}, 400, "quality"),
+    ("post", "/api/preview", {"pose": STANDING, "options": {"eta": 0.5, "sampler": "dpm++"}}, 400, "--eta"),
     ("post", "/api/pose/export?format=bvh", STANDING, 400, "format"),
     ("post", "/api/pose/import", {"annotations": [{"keypoints": [1, 2]}]}, 400, "pose file"),
     ("get", "/api/images/..secret.png", None, 400, "plain PNG file name"),

@@ -11,12 +11,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from posedraw.pose.schema import JOINTS
 from posedraw.studio.drawing import Models
 from posedraw.studio.tuning import MAX_TUNE_STEPS
 
 UPLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "application/octet-stream")
 
-POSE_DOCUMENT: dict[str, Any] = {
+
+def posedraw_document() -> dict[str, Any]:
+    """posedraw's own pose format (docs/poses.md), the one the page sends."""
+    joint = {"type": "object", "additionalProperties": False, "required": ["x", "y"],
+             "properties": {"x": {"type": "number"}, "y": {"type": "number"},
+                            "state": {"enum": ["visible", "occluded", "absent"]}}}  # fmt: skip
+    joints = {"type": "object", "properties": dict.fromkeys(JOINTS, joint), "additionalProperties": False,
+              "minProperties": 1}  # fmt: skip
+    person = {"type": "object", "properties": {"joints": joints}, "required": ["joints"], "additionalProperties": False}
+    size = {"type": "integer", "minimum": 1}
+    canvas = {"type": "object", "properties": {"width": size, "height": size}, "required": ["width", "height"],
+              "additionalProperties": False}  # fmt: skip
+    properties = {
+        "schema": {"const": "posedraw.pose/1"},
+        "canvas": canvas,
+        "coordinates": {"enum": ["pixels", "normalized"]},
+        "people": {"type": "array", "items": person, "minItems": 1},
+    }
+    description = "a pose in posedraw's format (as the page sends it); any format posedraw reads is taken"
+    return {"type": "object", "description": description, "properties": properties,
+            "required": ["schema", "canvas", "people"], "additionalProperties": False}  # fmt: skip
+
+
+#: what the import route takes: any pose document (its point is the formats other than posedraw's)
+ANY_POSE_DOCUMENT: dict[str, Any] = {
     "description": "a pose document in any format posedraw reads (posedraw, OpenPose, COCO, danbooru JSON)",
     "type": ["object", "array"],
 }
@@ -52,8 +77,8 @@ def options_schema(models: Models) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "description": "options by their Python names"}
 
 
-def pose_schema(example: Any) -> dict[str, Any]:
-    return {**POSE_DOCUMENT, "example": example}
+def pose_schema(example: Any, any_format: bool = False) -> dict[str, Any]:
+    return {**(ANY_POSE_DOCUMENT if any_format else posedraw_document()), "example": example}
 
 
 def drawing_schema(models: Models, example_pose: Any, preview: bool) -> dict[str, Any]:

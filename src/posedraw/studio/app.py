@@ -130,7 +130,8 @@ def create_app(studio: Studio) -> FastAPI:
     app.state.studio = studio
     cached_presets = presets()
     example = cached_presets["standing"]
-    pose_body = json_body(pose_schema(example), "a pose document in any format posedraw reads")
+    pose_body = json_body(pose_schema(example), "a pose document")
+    any_pose_body = json_body(pose_schema(example, any_format=True), "a pose document in any format posedraw reads")
     job_body = json_body(drawing_schema(studio.models, example, preview=False), "a drawing job")
     preview_body = json_body(drawing_schema(studio.models, example, preview=True), "a preview")
 
@@ -169,7 +170,9 @@ def create_app(studio: Studio) -> FastAPI:
     def get_skeleton() -> dict[str, Any]:
         return skeleton_info()
 
-    @app.post("/api/pose/import", summary="Any pose document posedraw reads -> posedraw JSON", openapi_extra=pose_body)
+    @app.post(
+        "/api/pose/import", summary="Any pose document posedraw reads -> posedraw JSON", openapi_extra=any_pose_body
+    )
     async def import_pose(request: Request) -> dict[str, Any]:
         doc = await read_json(request, studio.limits.max_body)
         notes: list[str] = []

@@ -128,13 +128,20 @@ class JobQueue:
         with self.changed:
             self.changed.wait_for(lambda: self.closed or _state(job) != seen, timeout=timeout)
 
-    def close(self) -> None:
-        """Stop: the worker after its current job, waiting event streams at once (so a server shutting
-        down does not wait for a job to finish)."""
+    def close(self, wait: float = 0) -> None:
+        """Stop: every job is cancelled (the running one before its next unit), waiting event streams
+        end at once (so a server shutting down does not wait for a job), the worker stops; `wait`
+        seconds at most for the running job's current unit."""
         with self.changed:
             self.closed = True
+            for job in self.jobs.values():
+                if job.status not in FINISHED:
+                    job.cancel_requested = True
+                    job.status = "cancelled" if job.status == "queued" else job.status
             self.changed.notify_all()
         self._pending.put(None)
+        if wait:
+            self._worker.join(wait)
 
     def _forget_old(self) -> None:
         finished = [j for j in self.jobs.values() if j.status in FINISHED]
