@@ -70,10 +70,15 @@ def install_shims() -> None:
     with quiet():
         lpips = importlib.import_module("taming.modules.losses.lpips")
         attention = importlib.import_module("ldm.modules.attention")
-    import torchvision
+    from torchvision.models import vgg
+
+    def vgg16_features(pretrained: bool = False) -> types.SimpleNamespace:
+        """torchvision's VGG16 convolutions (all taming's LPIPS takes from it) with random weights, without
+        building the 100M-parameter classifier it never uses."""
+        return types.SimpleNamespace(features=vgg.make_layers(vgg.cfgs["D"]))
 
     lpips.LPIPS.load_from_pretrained = lambda self, name="vgg_lpips": None
-    lpips.models = types.SimpleNamespace(vgg16=lambda pretrained=False: torchvision.models.vgg16(weights=None))
+    lpips.models = types.SimpleNamespace(vgg16=vgg16_features)
     attention._ATTN_PRECISION = "fp16"  # the CompVis code's q.k in the autocast dtype (no fp32 upcast)
 
 

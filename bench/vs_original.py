@@ -65,7 +65,8 @@ SIZES: dict[str, dict[str, dict]] = {
     "tiny": {
         "ldm": {"unet": {"sample_size": 8, "model_channels": 32, "channel_mult": [1, 2], "attention_resolutions": [2],
                          "num_res_blocks": 1}},
-        "vq": {"model": {"resolution": 32, "ch": 32, "n_embed": 64}, "loss": {"disc_layers": 2, "disc_channels": 16}},
+        "vq": {"model": {"resolution": 32, "ch": 32, "n_embed": 64},
+               "loss": {"disc_layers": 2, "disc_channels": 16, "perceptual_weight": 0}},
         "transformer": {"model": {"layers": 2, "heads": 2, "width": 64, "num_codes": 64, "grid": 4}},
     },
 }  # fmt: skip

@@ -138,11 +138,14 @@ def load_reports(results: Path) -> list[tuple[Path, dict[str, Any]]]:
     return reports
 
 
-def benches_without_results(bench: Path, results: Path) -> list[str]:
-    """Bench scripts (files in bench/ with a __main__ block) that have no bench/results/<name>.json."""
+def benches_without_results(bench: Path, reports: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """Bench scripts (files in bench/ with a __main__ block) that no results file reports: none named
+    bench/results/<name>.json and none whose `bench` field names it (one bench may keep several files, e.g.
+    one per device: vs_original_cpu.json)."""
+    reported = {path.stem for path, _ in reports} | {str(report.get("bench")) for _, report in reports}
     names = []
     for script in sorted(bench.glob("*.py")):
-        if "__main__" in script.read_text(encoding="utf-8") and not (results / f"{script.stem}.json").exists():
+        if "__main__" in script.read_text(encoding="utf-8") and script.stem not in reported:
             names.append(script.stem)
     return names
 
@@ -174,7 +177,7 @@ def render(results: Path = RESULTS, bench: Path = BENCH) -> str:
         "",
     ]
     lines += [f"- {where}: {', '.join(names)}" for where, names in machines.items()] or ["- (no results yet)"]
-    missing = benches_without_results(bench, results)
+    missing = benches_without_results(bench, reports)
     if missing:
         lines += [
             "",
