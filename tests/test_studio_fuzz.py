@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("fastapi")
-pytest.importorskip("schemathesis")
-import schemathesis
+import schemathesis  # the dev extra's, as hypothesis: not skipped when missing, so CI always fuzzes
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
