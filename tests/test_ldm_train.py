@@ -13,10 +13,11 @@ import yaml
 from posedraw.data.building import ShardPlan, build_dataset
 from posedraw.data.latents import cache_dataset, read_cache
 from posedraw.data.toy import ToyMaker
+from posedraw.models.diffusion_math import snr_weights
 from posedraw.models.vq import VQConfig, build_vq, save_vq
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 from posedraw.train.driver import RunOptions
-from posedraw.train.ldm import snr_weights, train_ldm
+from posedraw.train.ldm import train_ldm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,3 +136,22 @@ def test_builtin_stage_configs_describe_the_shipped_model(name):
         assert stage[section] == shipped[section], section
     measured = {k: v for k, v in shipped["diffusion"].items() if k != "scale_factor"}  # set from the latents
     assert {k: v for k, v in stage["diffusion"].items() if k != "scale_factor"} == measured
+
+
+def test_the_stage_reads_the_latent_cache_once_before_training(cache, tmp_path, monkeypatch):
+    """The latents' scale, the validation poses and the tag vocabulary come from one pass: each shard of the
+    cache is read once while the stage is assembled (the training stream reads it again, later)."""
+    from posedraw.data.latents import load_cache_index
+    from posedraw.data.stream import TarShards
+    from posedraw.train.ldm import ldm_stage
+
+    reads, read = [], TarShards.read
+    monkeypatch.setattr(TarShards, "read", lambda self, shard: reads.append(shard) or read(self, shard))
+    config = yaml.safe_load(_config(tmp_path).read_text())
+    config["text"] = {"kind": "tags", "min_count": 2}
+    (tmp_path / "tags.yaml").write_text(yaml.safe_dump(config))
+    stage = ldm_stage(tmp_path / "tags.yaml", cache / "cache", cache / "vq", tmp_path / "run")
+    assert sorted(reads) == list(range(len(load_cache_index(cache / "cache")["shards"])))
+    latents = torch.stack([s["latent"] for s in read_cache(cache / "cache")])
+    assert stage.config.diffusion.scale_factor == round(float(1 / latents.std()), 5)
+    assert len(stage.callbacks[0].poses) == 4 and len(stage.module.text_encoder.config.vocabulary) >= 3

@@ -1,0 +1,36 @@
+"""Callbacks of the diffusion stage (the driver's own, for every stage, live in train/driver.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from posedraw.io import save_image_atomic
+from posedraw.pose import Pose
+from posedraw.train.ldm.export import build_pipeline
+from posedraw.train.ldm.module import LatentDiffusionModule
+
+
+class SampleGrid(Callback):
+    """Every `every` steps: conditioning pose | EMA sample for fixed validation poses, as one PNG, so a
+    run shows whether its drawings follow their poses long before it ends."""
+
+    def __init__(self, poses: list[Pose], vq: torch.nn.Module, folder: Path, every: int, steps: int) -> None:
+        self.poses, self.vq, self.folder, self.every, self.steps = poses, vq, folder, every, steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if trainer.is_global_zero and trainer.global_step % self.every == 0:
+            self.write(module, trainer.global_step)  # type: ignore[arg-type]
+
+    def write(self, module: LatentDiffusionModule, step: int) -> Path:
+        from posedraw.pipelines.generate import pose_sample_grid
+
+        pipeline = build_pipeline(module, self.vq).to(module.device)
+        images = pipeline(self.poses, seeds=list(range(len(self.poses))), steps=self.steps).images
+        path = self.folder / f"samples_{step:07d}.png"
+        save_image_atomic(pose_sample_grid(self.poses, images), path)
+        return path

@@ -1,0 +1,117 @@
+"""The diffusion LightningModule: the research code only (the loss, its optimizer and the EMA step).
+
+The module holds the UNet and the pose encoder (and the text encoder when the model learns text); the data
+are cached VQ latents with their poses, so the VQ encoder never runs per step. Options: eps or v prediction,
+min-SNR loss weighting, pose dropout for classifier-free guidance, EMA weights, AdamW (fused on GPU). Pose
+dropout and text dropout are drawn independently, so every pair of (pose or null, text or none) that
+two-condition guidance asks for is trained.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from posedraw.devices import optimizer_options
+from posedraw.models.conditioning import PoseConditioning
+from posedraw.models.diffusion_math import snr_weights
+from posedraw.models.text import TextEncoder, training_prompts
+from posedraw.models.unet import build_unet
+from posedraw.pose import Pose
+from posedraw.train.driver import PoseBatchTransfer
+from posedraw.train.ema import averaged_copy, update_ema
+from posedraw.train.ldm.config import LDMRunConfig, noise_schedule
+from posedraw.train.ldm.networks import make_pose_encoder
+
+
+class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
+    def __init__(self, config: LDMRunConfig, text_encoder: TextEncoder | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.pose_encoder = make_pose_encoder(config)
+        self.text_encoder = text_encoder
+        unet_config = config.unet if config.pose.mode != "legacy" else replace(config.unet, context_dim=17)
+        pooled = unet_config.context_dim if text_encoder is not None and config.text.pooled else 0
+        self.unet = build_unet(unet_config, self.pose_encoder.map_channels, pooled)
+        self.schedule = noise_schedule(config.diffusion)
+        self.ema = averaged_copy(self.networks(), config.train.ema_decay)
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """The trained networks by name (the EMA holds a copy of each)."""
+        networks = {"unet": self.unet, "pose_encoder": self.pose_encoder}
+        return networks if self.text_encoder is None else {**networks, "text_encoder": self.text_encoder}
+
+    def trainable(self) -> Iterator[torch.nn.Parameter]:
+        for network in self.networks().values():
+            yield from network.parameters()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        train = self.config.train
+        return torch.optim.AdamW(
+            self.trainable(), lr=train.learning_rate, weight_decay=train.weight_decay, **optimizer_options(self.device)
+        )
+
+    def conditioning(self, poses: list[Pose], drop: torch.Tensor | None = None) -> PoseConditioning:
+        prepared = {k: v.to(self.device) for k, v in self.pose_encoder.prepare(poses).items()}
+        size = (self.config.unet.sample_size, self.config.unet.sample_size)
+        cond = self.pose_encoder(**prepared, latent_size=size)
+        if drop is None:
+            return cond
+        # the null pose takes part in every batch (a sample without dropout keeps its pose), so its
+        # parameters always get a gradient, as DDP requires
+        null = self.pose_encoder.null(len(poses), size)
+        keep = ~drop
+        context = torch.where(keep[:, None, None], cond.context, null.context)
+        maps = None if cond.maps is None else torch.where(keep[:, None, None, None], cond.maps, null.maps)
+        return PoseConditioning(context, maps)
+
+    def with_text(self, cond: PoseConditioning, tags: list[list[str]]) -> PoseConditioning:
+        """The pose conditioning with the text tokens of `tags` after the pose tokens. Each tag is dropped
+        with `text.tag_dropout`, the whole prompt with `text.dropout` (drawn apart from the pose dropout)."""
+        if self.text_encoder is None:
+            return cond
+        prompts = training_prompts(tags, self.config.text.tag_dropout, self.config.text.dropout)
+        tokens = self.text_encoder(**self.text_encoder.prepare(prompts))
+        return cond.with_text(tokens, pooled=self.config.text.pooled)
+
+    def loss(self, latents: torch.Tensor, poses: list[Pose], tags: list[list[str]] | None = None) -> torch.Tensor:
+        config = self.config.diffusion
+        latents = latents * config.scale_factor
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, config.timesteps, (latents.shape[0],), device=self.device)
+        noisy = self.schedule.add_noise(latents, noise, t)
+        drop = None
+        if self.pose_encoder.has_null:
+            drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
+        cond = self.with_text(self.conditioning(poses, drop), tags or [[] for _ in poses])
+        x = noisy if cond.maps is None else torch.cat([noisy, cond.maps], dim=1)
+        output = self.unet(x, t, encoder_hidden_states=cond.context, class_labels=cond.pooled).sample
+        target = noise if config.prediction == "epsilon" else self.schedule.get_velocity(latents, noise, t)
+        per_sample = F.mse_loss(output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        if config.min_snr_gamma > 0:
+            per_sample = per_sample * snr_weights(
+                self.schedule.alphas_cumprod, t, config.min_snr_gamma, config.prediction
+            )
+        return per_sample.mean()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch["latent"], batch["pose"], batch.get("tags"))
+        self.log("loss", loss, prog_bar=True)
+        return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The EMA moves right after the weights, inside the step: checkpoints written at the step's end
+        (by the driver's callbacks, which run before the module's own batch-end hook) hold both."""
+        super().optimizer_step(*args, **kwargs)
+        update_ema(self.ema, self.networks())
+
+    def network_copies(self, ema: bool = True) -> dict[str, torch.nn.Module]:
+        """Float copies of the trained networks, carrying the EMA weights (or the live ones)."""
+        networks = self.ema.module if ema else self.networks()
+        return {name: copy.deepcopy(network).float().eval() for name, network in networks.items()}

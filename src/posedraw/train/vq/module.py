@@ -1,0 +1,56 @@
+"""The VQGAN LightningModule: one module, two optimizers, one autoencoder pass per step.
+
+The original ran the autoencoder twice per step (once per optimizer). Here the generator step computes
+the reconstruction once, and the discriminator step reuses it detached; the result is the same update.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from posedraw.devices import optimizer_options
+from posedraw.losses.vqgan import VQGANLoss
+from posedraw.models.vq import build_vq
+from posedraw.train.vq.config import VQRunConfig
+
+
+class VQGANModule(L.LightningModule):
+    def __init__(self, config: VQRunConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vq = build_vq(config.model)
+        self.loss = VQGANLoss(config.loss, config.model.in_channels)
+        if config.train.decoder_only:
+            for part in (self.vq.encoder, self.vq.quant_conv, self.vq.quantize):
+                part.requires_grad_(False)
+        self.automatic_optimization = False
+        # steps of the generator; Lightning's global_step counts every optimizer's steps
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        lr, betas = self.config.train.learning_rate, tuple(self.config.train.betas)
+        fused = optimizer_options(self.device)
+        trained = [p for p in self.vq.parameters() if p.requires_grad]
+        generator = torch.optim.Adam(trained, lr=lr, betas=betas, **fused)
+        discriminator = torch.optim.Adam(self.loss.discriminator.parameters(), lr=lr, betas=betas, **fused)
+        return [generator, discriminator]
+
+    def training_step(self, images: torch.Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        step = int(self.step)
+        out = self.vq(images)
+        last_layer = self.vq.decoder.conv_out.weight
+        g_loss, logs = self.loss.generator_loss(images, out.sample, out.commit_loss, step, last_layer)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        if self.loss.disc_active(step):
+            d_loss, d_logs = self.loss.discriminator_loss(images, out.sample)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+            logs.update(d_logs)
+        self.step += 1
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False)
+        self.log("rec", logs["rec_loss"], prog_bar=True)
