@@ -71,3 +71,9 @@ class RunningServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def close_studio(studio: Studio) -> None:
+    """Cancel its jobs and wait for the one running: a drawing still inside torch when the interpreter
+    exits aborts the test process ("terminate called without an active exception")."""
+    studio.jobs.close(wait=300)

@@ -17,7 +17,7 @@ from posedraw.pose import parse_pose
 from posedraw.studio.app import create_app
 from posedraw.studio.drawing import Limits, PreviewGate, Superseded
 from posedraw.studio.jobs import FINISHED
-from tests.studio_helpers import STANDING, make_studio
+from tests.studio_helpers import STANDING, close_studio, make_studio
 
 
 @pytest.fixture
@@ -25,10 +25,10 @@ def client(tmp_path):
     studio = make_studio(tmp_path / "gallery", queue=2, limits=Limits(max_pixels=300 * 300, max_body=200_000))
     with TestClient(create_app(studio)) as test_client:
         yield test_client
-    studio.jobs.close()
+    close_studio(studio)
 
 
-def wait_finished(client, job_id: str, timeout: float = 60) -> dict:
+def wait_finished(client, job_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while (state := client.get(f"/api/jobs/{job_id}").json())["status"] not in FINISHED:
         assert time.monotonic() < deadline, state
@@ -107,12 +107,12 @@ def test_the_gallery_survives_a_restart(tmp_path):
     with TestClient(create_app(studio)) as first:
         job = first.post("/api/jobs", json={"pose": STANDING, "options": {"steps": 2}, "seed": 3}).json()
         wait_finished(first, job["id"])
-    studio.jobs.close()
+    close_studio(studio)
     again = make_studio(out)
     with TestClient(create_app(again)) as second:
         gallery = second.get("/api/images").json()
         assert [item["seed"] for item in gallery] == [3] and gallery[0]["model"] == "builtin:diffusion"
-    again.jobs.close()
+    close_studio(again)
 
 
 def test_preview_returns_a_png_and_drops_a_request_a_newer_one_overtook(client):
@@ -223,7 +223,7 @@ def test_the_studio_command_refuses_bad_set_ups_in_one_line_before_serving(capsy
     from tests.cli_helpers import run_cli
 
     served = []
-    monkeypatch.setattr(server, "serve", lambda app, host, port, on_stop: served.append({"host": host, "port": port}))
+    monkeypatch.setattr(server, "serve", lambda app, host, port, jobs: served.append({"host": host, "port": port}))
     afile = tmp_path / "file.txt"
     afile.write_text("x")
     code, _, err = run_cli(capsys, "studio", "--out", afile)
@@ -263,4 +263,4 @@ def test_tuning_a_gallery_image_writes_its_tuned_png_with_progress_and_refuses_b
                             ({"image": name, "prompts": ["a"], "steps": 0}, "steps")]:  # fmt: skip
             response = client.post("/api/tune", json=body)
             assert 400 <= response.status_code < 500 and words in response.json()["error"]
-    studio.jobs.close()
+    close_studio(studio)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from posedraw.pose import dump_pose, parse_pose
-from tests.studio_helpers import STANDING, RunningServer, make_studio
+from tests.studio_helpers import STANDING, RunningServer, close_studio, make_studio
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -71,7 +71,7 @@ def studio_page(tmp_path_factory, browser):
     with RunningServer(studio) as server:
         page, sent, _ = open_page(browser, server.url, bypass_csp=True)
         yield page, sent, server
-    studio.jobs.close()
+    close_studio(studio)
 
 
 def joint_xy(doc: dict, joint: str, person: int = 0) -> np.ndarray:
@@ -189,4 +189,4 @@ def test_the_page_works_under_its_security_policy_with_an_access_token_from_the_
         assert page.get_attribute("#drawing", "src").startswith("blob:")
         assert blocked == []
         page.close()
-    studio.jobs.close()
+    close_studio(studio)

@@ -17,7 +17,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from posedraw.studio.app import create_app
 from posedraw.studio.drawing import Limits
-from tests.studio_helpers import make_studio
+from tests.studio_helpers import close_studio, make_studio
 
 #: every operation of the API: a new one must be added here to be fuzzed (a test checks the list)
 OPERATIONS = [
@@ -49,7 +49,7 @@ def api(tmp_path_factory):
                     max_pixels=64 * 64)  # fmt: skip
     studio = make_studio(tmp_path_factory.mktemp("fuzz") / "gallery", queue=2, limits=limits)
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(studio))
-    studio.jobs.close(wait=120)  # no drawing left running when the tests end
+    close_studio(studio)
 
 
 def test_the_fuzzed_operations_are_the_api_s_and_declare_their_bodies(api):

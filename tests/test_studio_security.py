@@ -25,7 +25,7 @@ from posedraw.errors import PosedrawError
 from posedraw.studio.app import create_app
 from posedraw.studio.drawing import DrawRequest, Limits, PreviewGate, RequestError, Superseded
 from posedraw.studio.security import SECURITY_HEADERS, Access, resolve_token, start_urls
-from tests.studio_helpers import STANDING, free_port, make_studio
+from tests.studio_helpers import STANDING, close_studio, free_port, make_studio
 
 JOB = {"pose": STANDING, "options": {"steps": 2}, "client": "sec"}
 TOKEN = "correct-horse-battery-staple-42"
@@ -36,7 +36,7 @@ def client(tmp_path):
     studio = make_studio(tmp_path / "gallery", queue=2, limits=Limits(max_pixels=300 * 300, max_body=200_000))
     with TestClient(create_app(studio)) as test_client:
         yield test_client
-    studio.jobs.close()
+    close_studio(studio)
 
 
 def one_line_error(response, status: int) -> str:
@@ -106,7 +106,7 @@ def token_client(tmp_path):
     studio = make_studio(tmp_path / "gallery", access=access)
     with TestClient(create_app(studio), follow_redirects=False) as test_client:
         yield test_client
-    studio.jobs.close()
+    close_studio(studio)
 
 
 def test_a_token_is_needed_and_accepted_by_bearer_header_and_by_the_first_visit_s_cookie(token_client):
@@ -165,7 +165,7 @@ def test_the_studio_command_prints_the_token_address_beyond_loopback(capsys, tmp
     from tests.cli_helpers import run_cli
 
     served = []
-    monkeypatch.setattr(server, "serve", lambda app, host, port, on_stop: served.append((app, host, port)))
+    monkeypatch.setattr(server, "serve", lambda app, host, port, jobs: served.append((app, host, port)))
     args = ["studio", "--out", tmp_path / "g", "--model", "builtin", "--port", "7999"]
     code, _, err = run_cli(capsys, *args, "--host", "0.0.0.0")
     assert code == 0 and served[-1][1:] == ("0.0.0.0", 7999)
@@ -288,7 +288,7 @@ def serve_a_never_ending_job(port: int, out: Path, ready) -> None:
     while job.status != "running":
         never.wait(0.01)
     ready.send(job.id)
-    serve(create_app(studio), "127.0.0.1", port, studio.jobs.close)
+    serve(create_app(studio), "127.0.0.1", port, studio.jobs)
 
 
 def test_sigterm_stops_the_server_promptly_while_a_progress_stream_is_attached(tmp_path):

@@ -83,4 +83,4 @@ def studio(
               "and its files", file=sys.stderr)  # fmt: skip
     urls = start_urls(host, port, secret)
     print(f"posedraw studio on {' or '.join(urls)} ({', '.join(names)}; gallery {out})", file=sys.stderr)
-    server.serve(app, host, port, studio.jobs.close)
+    server.serve(app, host, port, studio.jobs)
