@@ -36,6 +36,9 @@ MORE_TAGS = "expected 0 (from the data) or more"
         ("transformer", "train", {"batch_size": 0}, "train: batch_size: expected at least 1, got 0"),
         ("transformer", "text", {"kind": "tags", "max_tags": -2}, f"text: max_tags: {MORE_TAGS}, got -2"),
         ("vq", "train", {"sample_every": 0}, "train: sample_every: expected at least 1, got 0"),
+        ("ldm", "train", {"learning_rate": -1e-4}, "train: learning_rate: expected 0 or more, got -0.0001"),
+        ("transformer", "train", {"num_workers": -1}, "train: num_workers: expected 0 or more, got -1"),
+        ("vq", "train", {"betas": [0.5, 1.5]}, "train: betas: expected two values in [0, 1) (Adam's), got [0.5, 1.5]"),
     ],
 )  # fmt: skip
 def test_a_config_that_cannot_train_is_refused_before_the_data_are_read(capsys, tmp_path, stage, section, values,

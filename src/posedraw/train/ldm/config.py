@@ -13,7 +13,7 @@ from typing import Any, Literal
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from posedraw.models.unet import UNetConfig
-from posedraw.train.counts import require_counts
+from posedraw.train.checks import require_train_values
 from posedraw.train.tags import require_tag_slots
 
 
@@ -74,7 +74,7 @@ class LDMTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require_counts(self, ("batch_size", "max_steps", "sample_every", "checkpoint_every", "sample_steps"))
+        require_train_values(self, ("sample_every", "sample_steps"))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from posedraw.models.transformer import TransformerConfig
-from posedraw.train.counts import require_counts
+from posedraw.train.checks import require_train_values
 from posedraw.train.tags import require_tag_slots
 
 
@@ -25,7 +25,7 @@ class TransformerTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require_counts(self, ("batch_size", "max_steps", "checkpoint_every"))
+        require_train_values(self)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from posedraw.losses.vqgan import VQLossConfig
 from posedraw.models.vq import VQConfig
-from posedraw.train.counts import require_counts
+from posedraw.train.checks import require_train_values
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class VQTrainConfig:
     decoder_only: bool = False
 
     def __post_init__(self) -> None:
-        require_counts(self, ("batch_size", "max_steps", "sample_every", "checkpoint_every"))
+        require_train_values(self, ("sample_every",))
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f"betas: expected two values in [0, 1) (Adam's), got {list(self.betas)}")
 
 
 @dataclass(frozen=True)
