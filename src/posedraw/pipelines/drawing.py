@@ -53,9 +53,9 @@ class Option:
             raise PosedrawError(f"{self.flag}: expected {self.expected}, got {value!r}")
 
 
-def number_in(low: float, high: float, integer: bool = False, above: bool = False) -> Callable[[Any], bool]:
-    """A check for a number in [low, high] (`above`: (low, high]); never a bool, nan or inf, and with
-    `integer` never a float, so no value reaches the sampler that its arithmetic cannot hold."""
+def number_in(low: float, high: float, integer: bool = False) -> Callable[[Any], bool]:
+    """A check for a number in [low, high]: never a bool, nan or inf, and with `integer` never a float, so
+    no value reaches the sampler that its arithmetic cannot hold."""
 
     def valid(value: Any) -> bool:
         kind = numbers.Integral if integer else numbers.Real
@@ -63,13 +63,14 @@ def number_in(low: float, high: float, integer: bool = False, above: bool = Fals
             return False
         if not integer and not math.isfinite(value):
             return False
-        return (low < value if above else low <= value) and value <= high
+        return low <= value <= high
 
     return valid
 
 
-#: guidance scales (pose and text): 1 is off; past about 10 drawings saturate, and 30 keeps a guided
-#: prediction (the scale times a difference of two predictions) far from what float arithmetic overflows
+#: guidance scales (pose and text): 1 is off and the built-in models are measured at 1 to 4; 30 is far past
+#: any useful setting and keeps a guided prediction (the scale times a difference of two predictions) far
+#: from what float arithmetic overflows
 MAX_GUIDANCE = 30.0
 GUIDANCE_EXPECTED = f"a number from 0 to {MAX_GUIDANCE:g} (1 = off)"
 
@@ -167,12 +168,12 @@ def check_seeds(poses: list[Pose], seeds: Sequence[int] | None) -> list[int]:
 
 def per_pose(prompt: str | Sequence[str], batch: int, name: str) -> list[str]:
     """One prompt per pose: a string is everyone's."""
-    prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
-    if not all(isinstance(p, str) for p in prompts):
+    prompts = [prompt] * batch if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
         raise PosedrawError(f"{name}: expected a text or one text per pose")
     if len(prompts) != batch:
         raise PosedrawError(f"{name}: expected one prompt or one per pose ({batch}), got {len(prompts)}")
-    return prompts
+    return list(prompts)
 
 
 __all__ = ["GUIDANCE_EXPECTED", "MAX_GUIDANCE", "MAX_SEED", "TEXT_OPTIONS", "Drawing", "DrawingPipeline", "Option",
