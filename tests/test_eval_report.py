@@ -4,7 +4,6 @@ and the page in a browser."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from posedraw.eval.person_count import person_count_errors
 from posedraw.eval.report import pose_kind
 from posedraw.pose import JOINTS, Pose
 
+from .browser_helpers import CHROMIUM, browser_missing
 from .cli_helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -289,20 +289,7 @@ def test_bad_input_is_one_line_and_writes_nothing(drawn, tmp_path, capsys, case,
 
 
 # --- the page in a browser ------------------------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install playwright)"
-    if not Path(CHROMIUM).exists():
-        return "Chromium is not installed (apt-get install chromium)"
-    return None
-
-
-@pytest.mark.skipif(bool(_browser_missing()) and os.environ.get("CI") != "true", reason=str(_browser_missing()))
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_the_page_opens_offline_and_shows_the_table_and_the_images(report):
     from playwright.sync_api import sync_playwright
 

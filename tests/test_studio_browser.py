@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from posedraw.pose import dump_pose, parse_pose
+from tests.browser_helpers import CHROMIUM, browser_missing
 from tests.studio_helpers import STANDING, RunningServer, close_studio, make_studio
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install playwright)"
-    if not Path(CHROMIUM).exists():
-        return "Chromium is not installed (apt-get install chromium)"
-    return None
-
-
-if _missing() and os.environ.get("CI") != "true":
-    pytest.skip(_missing(), allow_module_level=True)
+if browser_missing() is not None:
+    pytest.skip(browser_missing(), allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
