@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import socket
@@ -77,3 +78,15 @@ def close_studio(studio: Studio) -> None:
     """Cancel its jobs and wait for the one running: a drawing still inside torch when the interpreter
     exits aborts the test process ("terminate called without an active exception")."""
     studio.jobs.close(wait=300)
+
+
+@contextlib.contextmanager
+def small_limits_client(tmp_path: Path):
+    """A TestClient of a studio with a 2-job queue and small limits (300 x 300 pixels, 200 kB bodies),
+    closed on exit (waiting for a running drawing)."""
+    from fastapi.testclient import TestClient
+
+    studio = make_studio(tmp_path / "gallery", queue=2, limits=Limits(max_pixels=300 * 300, max_body=200_000))
+    with TestClient(create_app(studio)) as test_client:
+        yield test_client
+    close_studio(studio)

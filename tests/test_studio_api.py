@@ -17,15 +17,13 @@ from posedraw.pose import parse_pose
 from posedraw.studio.app import create_app
 from posedraw.studio.drawing import Limits, PreviewGate, Superseded
 from posedraw.studio.jobs import FINISHED
-from tests.studio_helpers import STANDING, close_studio, make_studio
+from tests.studio_helpers import STANDING, close_studio, make_studio, small_limits_client
 
 
 @pytest.fixture
 def client(tmp_path):
-    studio = make_studio(tmp_path / "gallery", queue=2, limits=Limits(max_pixels=300 * 300, max_body=200_000))
-    with TestClient(create_app(studio)) as test_client:
+    with small_limits_client(tmp_path) as test_client:
         yield test_client
-    close_studio(studio)
 
 
 def wait_finished(client, job_id: str, timeout: float = 300) -> dict:

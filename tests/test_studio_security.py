@@ -25,7 +25,7 @@ from posedraw.errors import PosedrawError
 from posedraw.studio.app import create_app
 from posedraw.studio.drawing import DrawRequest, Limits, PreviewGate, RequestError, Superseded
 from posedraw.studio.security import SECURITY_HEADERS, Access, resolve_token, start_urls
-from tests.studio_helpers import STANDING, close_studio, free_port, make_studio
+from tests.studio_helpers import STANDING, close_studio, free_port, make_studio, small_limits_client
 
 JOB = {"pose": STANDING, "options": {"steps": 2}, "client": "sec"}
 TOKEN = "correct-horse-battery-staple-42"
@@ -33,10 +33,8 @@ TOKEN = "correct-horse-battery-staple-42"
 
 @pytest.fixture
 def client(tmp_path):
-    studio = make_studio(tmp_path / "gallery", queue=2, limits=Limits(max_pixels=300 * 300, max_body=200_000))
-    with TestClient(create_app(studio)) as test_client:
+    with small_limits_client(tmp_path) as test_client:
         yield test_client
-    close_studio(studio)
 
 
 def one_line_error(response, status: int) -> str:
