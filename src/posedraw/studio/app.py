@@ -231,7 +231,7 @@ def create_app(studio: Studio) -> FastAPI:
         if studio.tuning is None:  # the server's set-up, not the request, is at fault: but no 5xx (not a bug)
             raise RequestError("tuning needs a CLIP: start the studio with --clip NAME (e.g. ViT-B-32)", status=409)
         body = await read_json(request, studio.limits.max_body)
-        tuning = studio.tuning.request(body, studio)
+        tuning = studio.tuning.request(body, studio.out, studio.models.pipelines)
         job = submit(studio, StudioJob(client=client_of(body), total=tuning.steps, work=tuning.work, kind="tune"))
         return job.public()
 

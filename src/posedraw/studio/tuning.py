@@ -8,7 +8,9 @@ recipe of the drawing it came from, so it appears in the gallery next to it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from posedraw.errors import PosedrawError
@@ -17,7 +19,7 @@ from posedraw.studio.drawing import RequestError
 from posedraw.studio.gallery import BadName, image_path, recipe
 
 if TYPE_CHECKING:
-    from posedraw.studio.app import Studio
+    from posedraw.pipelines.drawing import DrawingPipeline
     from posedraw.studio.jobs import JobProgress
 
 MAX_TUNE_STEPS = 500
@@ -39,8 +41,12 @@ class Tuning:
         cached_clip(spec)  # load now: a missing CLIP is an error at start, not at the first click
         self.spec, self.name = spec, clip_name(spec)
 
-    def request(self, body: Any, studio: Studio) -> TuneJob:
-        """Check a tuning request completely before it is queued."""
+    def request(self, body: Any, out: Path, pipelines: Mapping[str, DrawingPipeline]) -> TuneJob:
+        """Check a tuning request completely before it is queued.
+
+        `out` is the gallery folder (the image is read there, the tuned PNG written there) and `pipelines`
+        the studio's loaded models by name (the image is tuned in the VQ of the model that drew it).
+        """
         from posedraw.tuning.clip import TuneOptions
         from posedraw.tuning.prompts import parse_prompt
         from posedraw.tuning.run import TuneRequest
@@ -51,13 +57,13 @@ class Tuning:
         if not isinstance(name, str):
             raise RequestError(f"image: expected a gallery image name, got {name!r}")
         try:
-            path = image_path(studio.out, name)
+            path = image_path(out, name)
         except BadName as exc:
             raise RequestError(str(exc)) from None
         found = recipe(path) if path.is_file() else None
         if found is None:
             raise RequestError(f"image {name}: not a drawing of the gallery", status=404)
-        pipeline = studio.models.pipelines.get(found["model"])
+        pipeline = pipelines.get(found["model"])
         if pipeline is None:
             raise RequestError(f"image {name}: drawn by {found['model']}, which this studio has not loaded")
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
@@ -79,7 +85,7 @@ class Tuning:
             latent = load_tune_input(path, pipeline.vq)
             source = [source_metadata(path)]
             step = lambda *_: progress.advance()  # noqa: E731
-            [tuned] = tune_and_write(pipeline.vq, latent, tune_request, [path.stem], source, studio.out, False, step)
+            [tuned] = tune_and_write(pipeline.vq, latent, tune_request, [path.stem], source, out, False, step)
             progress.add_image(tuned.path)
 
         return TuneJob(steps, work)
