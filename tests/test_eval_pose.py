@@ -103,3 +103,26 @@ def test_a_missing_figure_is_missed_not_matched_to_its_neighbour(scenes):
     ImageDraw.Draw(image).rectangle([x0, y0, x1, y1], fill=image.getpixel((63, int(y0))))
     report = fidelity(detect(to_tensor(image)[None], "toy", [scene.pose]), [scene.pose])
     assert report.per_person_pck[0] > 0.8 and report.per_person_pck[1] < 0.5, report.per_person_pck
+
+
+def test_a_missing_mediapipe_is_one_line_not_nobody_found(monkeypatch):
+    """Without MediaPipe, `detect` must say how to install it, not count every image as empty."""
+    from posedraw.errors import DetectionError
+
+    monkeypatch.setitem(__import__("sys").modules, "mediapipe", None)  # `import mediapipe` raises ImportError
+    with pytest.raises(DetectionError, match=r"^--detector mediapipe: needs .*posedraw\[detect\]"):
+        detect(torch.zeros(2, 3, 64, 64), "mediapipe")
+
+
+def test_the_report_and_fidelity_share_one_detector_loader(tmp_path):
+    """`eval report`'s detector is fidelity's: a weights file detects as the shipped toy detector does."""
+    from posedraw.eval import fidelity as fidelity_module
+    from posedraw.eval import report
+    from posedraw.eval.toy_detector import WEIGHTS
+
+    assert report.load_detector is fidelity_module.load_detector
+    scene = make_toy_sample(HELD_OUT, 64)
+    images = to_tensor(scene.image)[None]
+    by_path = fidelity_module.load_detector(str(WEIGHTS))(images, [scene.pose])
+    by_name = detect(images, "toy", [scene.pose])
+    assert np.allclose(by_path[0].xy, by_name[0].xy) and (by_path[0].state == by_name[0].state).all()

@@ -11,11 +11,14 @@ to the figures asked for by place; PCK is reported per person as well.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
 
+from posedraw.errors import DetectionError, PosedrawError
 from posedraw.pose import JOINTS, Pose, oks, pad_to_square, pck, resize
 
 PAIRS = [(JOINTS.index(n), JOINTS.index(n.replace("left_", "right_"))) for n in JOINTS if n.startswith("left_")]
@@ -108,35 +111,70 @@ def fidelity(predicted: Sequence[Pose], targets: Sequence[Pose]) -> FidelityRepo
     )
 
 
-def detect(images, detector: str, targets: Sequence[Pose] | None = None) -> list[Pose]:
-    """Poses found in images (B, 3, H, W) in [-1, 1] by the 'toy' detector or 'mediapipe'. With `targets`
-    (in the images' frame), an image whose target holds several people gets one detected person per target
-    person, in the target's order (see the module docstring)."""
-    height, width = images.shape[-2:]
-    if detector == "toy":
-        from posedraw.eval.toy_detector import detect_toy_people, detect_toy_poses, load_detector
+#: a detector: images (B, 3, H, W) in [-1, 1] and their targets (in the images' frame) -> one pose each
+Detector = Callable[[torch.Tensor, Sequence[Pose]], list[Pose]]
 
-        model, images = load_detector(), images.float().cpu()
-        found = detect_toy_poses(model, images, width, height)
-        for i, target in enumerate(targets or []):
+
+def require_mediapipe() -> None:
+    """A missing MediaPipe is one line saying how to install it, before any image is read (the detector
+    itself raises the same error type for an image without a person, which scoring counts as all missed)."""
+    try:
+        import mediapipe.python.solutions.pose  # noqa: F401
+    except ImportError:
+        raise DetectionError(
+            "--detector mediapipe: needs the optional MediaPipe dependency: pip install 'posedraw[detect]'"
+        ) from None
+
+
+def load_detector(name: str) -> Detector:
+    """`toy` (the shipped toy detector), `mediapipe`, or the path of a toy pose detector's weights (`posedraw
+    train pose-detector`). Everything that can fail before the first image (a missing MediaPipe, a missing or
+    damaged weights file) fails here. An image whose target holds several people gets one detected person
+    per target person, in the target's order (see the module docstring)."""
+    if name == "mediapipe":
+        require_mediapipe()
+        return _detect_mediapipe
+    from posedraw.eval import toy_detector
+
+    if name == "toy":
+        return _toy_people(toy_detector.load_detector())
+    if not Path(name).is_file():
+        raise PosedrawError(f"--detector: expected toy, mediapipe or a toy pose detector's weights file, got {name!r}")
+    return _toy_people(toy_detector.load_detector(Path(name)))
+
+
+def _toy_people(model: torch.nn.Module) -> Detector:
+    from posedraw.eval.toy_detector import detect_toy_people, detect_toy_poses
+
+    def run(images: torch.Tensor, targets: Sequence[Pose]) -> list[Pose]:
+        images = images.float().cpu()
+        found = detect_toy_poses(model, images, images.shape[-1], images.shape[-2])
+        for i, target in enumerate(targets):
             if target.num_people > 1:
                 found[i] = detect_toy_people(model, images[i], target)
         return found
-    if detector == "mediapipe":
-        from posedraw.data.images import to_image
-        from posedraw.errors import DetectionError
-        from posedraw.pose.detect import detect_pose
 
-        found = []
-        for image in images:
-            try:
-                found.append(detect_pose(np.asarray(to_image(image))))
-            except DetectionError:  # nobody found: every joint counts as missed
-                found.append(Pose.single(np.zeros((17, 2)), width, height, state=np.zeros(17)))
-        return found
-    from posedraw.errors import PosedrawError
+    return run
 
-    raise PosedrawError(f"--detector: expected toy or mediapipe, got {detector!r}")
+
+def _detect_mediapipe(images: torch.Tensor, targets: Sequence[Pose] = ()) -> list[Pose]:
+    from posedraw.data.images import to_image
+    from posedraw.pose.detect import detect_pose
+
+    height, width = images.shape[-2:]
+    found = []
+    for image in images:
+        try:
+            found.append(detect_pose(np.asarray(to_image(image))))
+        except DetectionError:  # nobody found (MediaPipe is known to be there): every joint counts as missed
+            found.append(Pose.single(np.zeros((17, 2)), width, height, state=np.zeros(17)))
+    return found
+
+
+def detect(images: torch.Tensor, detector: str, targets: Sequence[Pose] | None = None) -> list[Pose]:
+    """Poses found in images (B, 3, H, W) in [-1, 1] by the detector called `detector` (see
+    `load_detector`); with `targets`, one detected person per target person."""
+    return load_detector(detector)(images, list(targets or []))
 
 
 def evaluate_pipeline(

@@ -15,7 +15,6 @@ and per number of people asked for.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from posedraw.errors import DataError, DetectionError, PosedrawError
+from posedraw.errors import DataError, PosedrawError
 from posedraw.eval.coco_ap import STATS, coco_detections, coco_ground_truth, keypoint_ap
-from posedraw.eval.fidelity import fidelity, in_image_frame, with_people
+from posedraw.eval.fidelity import Detector, fidelity, in_image_frame, load_detector, with_people
 from posedraw.eval.image_quality import NamedClip, distances, image_features
 from posedraw.eval.person_count import MIN_JOINTS, people_asked, people_found, person_count_errors
 from posedraw.pose import Pose, oks, pck
@@ -174,32 +173,7 @@ def shown(value: Any) -> str:
 
 
 # --- detection ----------------------------------------------------------------------------------------
-Detector = Callable[[torch.Tensor, Sequence[Pose]], list[Pose]]
-
-
-def load_detector(name: str) -> Detector:
-    """`toy`, `mediapipe` or the path of a toy pose detector's weights (`posedraw train pose-detector`);
-    checked before any drawing is read."""
-    from posedraw.eval.fidelity import detect
-
-    if name == "mediapipe" and importlib.util.find_spec("mediapipe") is None:
-        raise DetectionError(
-            "--detector mediapipe: needs the optional MediaPipe dependency: pip install 'posedraw[detect]'"
-        )
-    if name in ("toy", "mediapipe"):
-        return lambda images, targets: detect(images, name, targets)
-    if not Path(name).is_file():
-        raise PosedrawError(f"--detector: expected toy, mediapipe or a toy pose detector's weights file, got {name!r}")
-    from posedraw.eval import toy_detector
-
-    model = toy_detector.load_detector(Path(name))
-
-    def run(images: torch.Tensor, targets: Sequence[Pose]) -> list[Pose]:  # as fidelity.detect's toy branch
-        found = toy_detector.detect_toy_poses(model, images.float(), images.shape[-1], images.shape[-2])
-        return [toy_detector.detect_toy_people(model, images[i].float(), t) if t.num_people > 1 else found[i]
-                for i, t in enumerate(targets)]  # fmt: skip
-
-    return run
+# `load_detector` (posedraw.eval.fidelity) checks a detector before any drawing is read
 
 
 def detect_drawings(drawings: Sequence[Drawing], detector: Detector, batch: int = 128) -> list[Pose]:
