@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from posedraw.data.augment import Augmentation, augment
-from posedraw.data.poses import KINDS, sample_pose
+from posedraw.data.poses import KINDS, example_pose, sample_pose
 from posedraw.data.toy import _background, make_toy_sample, random_appearance, render_figure
-from posedraw.pose import JOINTS
+from posedraw.pose import JOINTS, read_pose
+
+from .conftest import REPO
 
 # the head is drawn around the face joints; ears can sit right at its rim, so they are not checked
+EXAMPLES = REPO / "examples" / "poses"
 CHECKED = [j for j, name in enumerate(JOINTS) if "ear" not in name]
 
 
@@ -125,3 +128,13 @@ def test_toy_data_with_scenes_mixes_one_to_three_figures():
     single = next(seed for seed in range(300) if maker(seed)[0].meta["people"] == 1)
     assert maker(single)[0].image.tobytes() == make_toy_sample(single, 64).image.tobytes()
     assert ToyMaker(64)(7)[0].pose.num_people == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_shipped_example_poses_are_the_samplers_example_poses(kind):
+    """examples/poses (the studio's presets) were made by `example_pose`: the sampler still makes them, joint for
+    joint, so a change to the sampler that would change the toy data for the same seeds shows here."""
+    shipped = read_pose(EXAMPLES / f"{kind}.json")
+    made = example_pose(kind)
+    assert np.array_equal(shipped.state, made.state)
+    np.testing.assert_allclose(shipped.xy, made.xy, rtol=0, atol=1e-9)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from posedraw.pose import JOINTS, Pose
+from posedraw.pose import Pose
+from posedraw.pose.schema import JOINT_INDEX
 
-J = {name: i for i, name in enumerate(JOINTS)}
 LIMBS = {
     f"{side}_{name}": (f"{side}_{a}", f"{side}_{b}")
     for side in ("left", "right")
@@ -69,7 +69,7 @@ class LimbStatistics:
 
 
 def _point(pose: Pose, name: str) -> np.ndarray | None:
-    return pose.xy[0, J[name]] if pose.present[0, J[name]] else None
+    return pose.xy[0, JOINT_INDEX[name]] if pose.present[0, JOINT_INDEX[name]] else None
 
 
 def torso_length(pose: Pose) -> float | None:

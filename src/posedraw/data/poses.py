@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posedraw.pose import JOINTS, JointState, Pose
-from posedraw.pose.schema import FLIP_PERMUTATION
+from posedraw.pose import JointState, Pose
+from posedraw.pose.schema import FLIP_PERMUTATION, JOINT_INDEX
 from posedraw.pose.transforms import drop_outside
 
 KINDS = ("standing", "walking", "arms_raised", "waving", "sitting")
-J = {name: i for i, name in enumerate(JOINTS)}
 
 
 @dataclass(frozen=True)
@@ -42,98 +41,98 @@ def _direction(angle_deg: float) -> np.ndarray:
 def _limb_angles(kind: str, rng: np.random.Generator) -> dict[str, float]:
     """Upper/lower angles of arms and legs for an activity (left = image right = positive outward)."""
 
-    def u(low: float, high: float) -> float:
+    def uniform(low: float, high: float) -> float:
         return float(rng.uniform(low, high))
 
     if kind == "standing":
-        a = {
-            "l_arm": u(8, 30),
-            "l_fore": u(0, 25),
-            "r_arm": -u(8, 30),
-            "r_fore": -u(0, 25),
-            "l_leg": u(2, 10),
-            "l_shin": u(-3, 5),
-            "r_leg": -u(2, 10),
-            "r_shin": -u(-3, 5),
+        angles = {
+            "l_arm": uniform(8, 30),
+            "l_fore": uniform(0, 25),
+            "r_arm": -uniform(8, 30),
+            "r_fore": -uniform(0, 25),
+            "l_leg": uniform(2, 10),
+            "l_shin": uniform(-3, 5),
+            "r_leg": -uniform(2, 10),
+            "r_shin": -uniform(-3, 5),
         }
     elif kind == "walking":
-        swing = u(15, 30)
-        a = {
+        swing = uniform(15, 30)
+        angles = {
             "l_arm": swing,
-            "l_fore": swing + u(5, 25),
+            "l_fore": swing + uniform(5, 25),
             "r_arm": -swing * 0.6,
-            "r_fore": -swing * 0.6 - u(0, 20),
-            "l_leg": -u(5, 20),
-            "l_shin": -u(0, 15),
-            "r_leg": u(5, 25),
-            "r_shin": u(10, 30),
+            "r_fore": -swing * 0.6 - uniform(0, 20),
+            "l_leg": -uniform(5, 20),
+            "l_shin": -uniform(0, 15),
+            "r_leg": uniform(5, 25),
+            "r_shin": uniform(10, 30),
         }
     elif kind == "arms_raised":
-        a = {
-            "l_arm": u(140, 170),
-            "l_fore": u(150, 185),
-            "r_arm": -u(140, 170),
-            "r_fore": -u(150, 185),
-            "l_leg": u(3, 12),
-            "l_shin": u(0, 6),
-            "r_leg": -u(3, 12),
-            "r_shin": -u(0, 6),
+        angles = {
+            "l_arm": uniform(140, 170),
+            "l_fore": uniform(150, 185),
+            "r_arm": -uniform(140, 170),
+            "r_fore": -uniform(150, 185),
+            "l_leg": uniform(3, 12),
+            "l_shin": uniform(0, 6),
+            "r_leg": -uniform(3, 12),
+            "r_shin": -uniform(0, 6),
         }
     elif kind == "waving":
-        a = {
-            "l_arm": u(95, 130),
-            "l_fore": u(160, 200),
-            "r_arm": -u(8, 25),
-            "r_fore": -u(0, 20),
-            "l_leg": u(2, 10),
-            "l_shin": u(0, 5),
-            "r_leg": -u(2, 10),
-            "r_shin": -u(0, 5),
+        angles = {
+            "l_arm": uniform(95, 130),
+            "l_fore": uniform(160, 200),
+            "r_arm": -uniform(8, 25),
+            "r_fore": -uniform(0, 20),
+            "l_leg": uniform(2, 10),
+            "l_shin": uniform(0, 5),
+            "r_leg": -uniform(2, 10),
+            "r_shin": -uniform(0, 5),
         }
     else:  # sitting: thighs forward (towards the viewer, foreshortened) and to one side, shins down
         side = 1.0 if rng.random() < 0.5 else -1.0
-        a = {
-            "l_arm": u(10, 35),
-            "l_fore": u(30, 70),
-            "r_arm": -u(10, 35),
-            "r_fore": -u(30, 70),
-            "l_leg": side * u(60, 85),
-            "l_shin": u(-5, 10),
-            "r_leg": side * u(60, 85),
-            "r_shin": -u(-5, 10),
+        angles = {
+            "l_arm": uniform(10, 35),
+            "l_fore": uniform(30, 70),
+            "r_arm": -uniform(10, 35),
+            "r_fore": -uniform(30, 70),
+            "l_leg": side * uniform(60, 85),
+            "l_shin": uniform(-5, 10),
+            "r_leg": side * uniform(60, 85),
+            "r_shin": -uniform(-5, 10),
         }
-    return a
+    return angles
 
 
 def _body(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(17, 2) positions in head units with the neck at the origin, and the states."""
-    a = _limb_angles(kind, rng)
+    angles = _limb_angles(kind, rng)
     xy = np.zeros((17, 2))
     state = np.full(17, JointState.VISIBLE)
     lean = float(rng.uniform(-6, 6))
     yaw = float(rng.choice([0.0, 0.0, 0.0, -1.0, 1.0]) * rng.uniform(0.4, 0.8))  # three-quarter view
     shoulder, hip = 0.75 * (1 - 0.3 * abs(yaw)), 0.45 * (1 - 0.3 * abs(yaw))
-    xy[J["left_shoulder"]], xy[J["right_shoulder"]] = (shoulder, 0.15), (-shoulder, 0.15)
+    xy[JOINT_INDEX["left_shoulder"]], xy[JOINT_INDEX["right_shoulder"]] = (shoulder, 0.15), (-shoulder, 0.15)
     mid_hip = 2.3 * _direction(lean)
     offset = np.array([hip, 0.0])
-    xy[J["left_hip"]], xy[J["right_hip"]] = mid_hip + offset, mid_hip - offset
+    xy[JOINT_INDEX["left_hip"]], xy[JOINT_INDEX["right_hip"]] = mid_hip + offset, mid_hip - offset
     thigh = 1.8 * (0.55 if kind == "sitting" else 1.0)  # foreshortened when pointing at the viewer
-    for side, s in (("left", "l"), ("right", "r")):
-        elbow = xy[J[f"{side}_shoulder"]] + 1.25 * _direction(a[f"{s}_arm"])
-        xy[J[f"{side}_elbow"]] = elbow
-        xy[J[f"{side}_wrist"]] = elbow + 1.15 * _direction(a[f"{s}_fore"])
-        knee = xy[J[f"{side}_hip"]] + thigh * _direction(a[f"{s}_leg"])
-        xy[J[f"{side}_knee"]] = knee
-        xy[J[f"{side}_ankle"]] = knee + 1.7 * _direction(a[f"{s}_shin"])
+    for side, short in (("left", "l"), ("right", "r")):
+        elbow = xy[JOINT_INDEX[f"{side}_shoulder"]] + 1.25 * _direction(angles[f"{short}_arm"])
+        xy[JOINT_INDEX[f"{side}_elbow"]] = elbow
+        xy[JOINT_INDEX[f"{side}_wrist"]] = elbow + 1.15 * _direction(angles[f"{short}_fore"])
+        knee = xy[JOINT_INDEX[f"{side}_hip"]] + thigh * _direction(angles[f"{short}_leg"])
+        xy[JOINT_INDEX[f"{side}_knee"]] = knee
+        xy[JOINT_INDEX[f"{side}_ankle"]] = knee + 1.7 * _direction(angles[f"{short}_shin"])
     nose = np.array([0.35 * yaw, -0.85])
-    xy[J["nose"]] = nose
+    xy[JOINT_INDEX["nose"]] = nose
     for side, sign in (("left", 1.0), ("right", -1.0)):
-        xy[J[f"{side}_eye"]] = nose + np.array([sign * 0.22 + 0.12 * yaw, -0.18])
-        xy[J[f"{side}_ear"]] = nose + np.array([sign * 0.45 - 0.15 * yaw, -0.05])
+        xy[JOINT_INDEX[f"{side}_eye"]] = nose + np.array([sign * 0.22 + 0.12 * yaw, -0.18])
+        xy[JOINT_INDEX[f"{side}_ear"]] = nose + np.array([sign * 0.45 - 0.15 * yaw, -0.05])
     if yaw > 0.3:  # turned towards the image's right: the right ear is behind the head
-        state[J["right_ear"]] = JointState.OCCLUDED
+        state[JOINT_INDEX["right_ear"]] = JointState.OCCLUDED
     elif yaw < -0.3:
-        state[J["left_ear"]] = JointState.OCCLUDED
+        state[JOINT_INDEX["left_ear"]] = JointState.OCCLUDED
     return xy, state
 
 

@@ -14,10 +14,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from posedraw.data.poses import SampledPose, sample_pose
-from posedraw.pose import JOINTS, Pose
+from posedraw.pose import Pose
+from posedraw.pose.schema import JOINT_INDEX
 from posedraw.pose.transforms import drop_outside
 
-J = {name: i for i, name in enumerate(JOINTS)}
 HAIR = {
     "black": (30, 28, 35),
     "brown": (110, 70, 40),
@@ -107,7 +107,7 @@ def render_figure(pose: Pose, head_size: float, appearance: Appearance, size: in
 
 def draw_figure(draw: ImageDraw.ImageDraw, xy: np.ndarray, head_size: float, appearance: Appearance) -> None:
     """Draw one character with its joints at `xy` (17, 2) onto an image (scenes draw several)."""
-    p = {name: tuple(xy[i]) for name, i in J.items()}
+    p = {name: tuple(xy[i]) for name, i in JOINT_INDEX.items()}
     h = head_size
     limb = max(1, round(0.32 * h))
     skin, hair, cloth = SKIN[appearance.skin], HAIR[appearance.hair], OUTFIT[appearance.outfit_colour]
