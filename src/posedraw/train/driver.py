@@ -44,9 +44,12 @@ from posedraw.io import remove_stale_temps, torch_save_atomic, write_text_atomic
 from posedraw.progress import duration
 from posedraw.train.ranks import die_with_parent, is_first_process, stop_children
 
-#: config keys a resumed run may change (how long and how often, not what is trained)
+#: config keys a resumed run may change (how long and how often, not what is trained); validation may change
+#: but for `validation.poses`, which takes samples out of training
 RESUMABLE_KEYS = {"train.max_steps", "train.sample_every", "train.checkpoint_every", "train.num_workers",
-                  "train.sample_steps"}  # fmt: skip
+                  "train.sample_steps", "validation.every", "validation.steps", "validation.detector",
+                  "validation.features", "validation.reference", "validation.keep_best", "validation.seed",
+                  "validation.pose_dir"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def remove_unfinished_checkpoints(out: Path) -> None:
     only the names the checkpoint writer uses, so that each killed run does not leave a checkpoint-sized
     file. `.last.ckpt.tmp` is the name earlier versions wrote through."""
     folder = checkpoint_path(out).parent
-    remove_stale_temps(folder, [checkpoint_path(out).name])
+    remove_stale_temps(folder, [checkpoint_path(out).name, "best.ckpt"])
     (folder / ".last.ckpt.tmp").unlink(missing_ok=True)
 
 
@@ -175,13 +178,23 @@ def check_resumable(record: dict[str, Any], stage: Stage, out: Path) -> None:
             "(or --restart to overwrite it)"
         )
     config = to_dict(stage.config)
-    changed = [k for k in config_changes(record.get("config"), config) if k not in RESUMABLE_KEYS]
+    old = {**_section_defaults(stage.config), **(record.get("config") or {})}
+    changed = [k for k in config_changes(old, config) if k not in RESUMABLE_KEYS]
     if changed:
         key = changed[0]
         raise ConfigError(
             f"{out}: the run was started with another config ({key}: {_lookup(record.get('config'), key)!r}, now "
             f"{_lookup(config, key)!r}); use the same config, another --out, or --restart"
         )
+
+
+def _section_defaults(config: Any) -> dict[str, Any]:
+    """Every section of `config`'s type at its defaults: a run started before a section existed (say
+    `validation:`) ran as those defaults, so resuming it with them is no change."""
+    import dataclasses
+
+    return {f.name: to_dict(f.default_factory()) for f in dataclasses.fields(config)
+            if f.default_factory is not dataclasses.MISSING}  # fmt: skip
 
 
 def _lookup(config: Any, key: str) -> Any:
@@ -362,7 +375,7 @@ def make_trainer(options: RunOptions, device: str, callbacks: list[Callback], un
             plugins=[BesideCheckpointIO()],
             enable_progress_bar=False,  # StepProgress shows steps of the run, not batches of an endless epoch
             enable_checkpointing=False,
-            logger=L.pytorch.loggers.CSVLogger(options.out, name="logs"),  # a new version_N per (resumed) run
+            logger=run_loggers(options.out),
             log_every_n_steps=10,
             enable_model_summary=False,
             num_sanity_val_steps=0,
@@ -374,6 +387,19 @@ def make_trainer(options: RunOptions, device: str, callbacks: list[Callback], un
         if exc.__class__.__name__ == "MisconfigurationException":
             raise ConfigError(f"training options: {exc}".splitlines()[0]) from None
         raise
+
+
+def run_loggers(out: Path) -> list[Any]:
+    """CSV always (`logs/version_N/metrics.csv`, a new version per (resumed) run: what `train curves`
+    reads); TensorBoard (`tensorboard/version_N`) only when tensorboard or tensorboardX is installed."""
+    import importlib.util
+
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    loggers: list[Any] = [CSVLogger(out, name="logs")]
+    if any(importlib.util.find_spec(name) is not None for name in ("tensorboard", "tensorboardX")):
+        loggers.append(TensorBoardLogger(out, name="tensorboard", default_hp_metric=False))
+    return loggers
 
 
 def run_stage(stage: Stage, options: RunOptions) -> Path | None:
@@ -392,7 +418,8 @@ def run_stage(stage: Stage, options: RunOptions) -> Path | None:
         say(f"{options.out} is at step {start} (max steps {max_steps}): nothing to train, exporting its model")
     control = RunControl(stage, options.out, max_steps, start, say)
     progress = [StepProgress(max_steps, start, say)] if options.progress else []
-    trainer = make_trainer(options, device, [control, *progress, *stage.callbacks], stage.unused_parameters)
+    # the stage's callbacks first: a validation at a checkpoint's step is in that checkpoint
+    trainer = make_trainer(options, device, [*stage.callbacks, control, *progress], stage.unused_parameters)
     options.out.mkdir(parents=True, exist_ok=True)  # only once the options are known to be good
     if is_first_process():  # the rank that writes checkpoints; nothing saves before every rank has started
         remove_unfinished_checkpoints(options.out)
@@ -419,6 +446,9 @@ def run_stage(stage: Stage, options: RunOptions) -> Path | None:
     model_dir = stage.export(stage.module, control.step)
     record = {"stage": stage.name, "steps": control.step, "device": device, "precision": trainer.precision,
               "world_size": trainer.world_size, "rank_weights_sha256": control.rank_digests}  # fmt: skip
+    for summary in filter(None, (getattr(c, "summary", lambda: None)() for c in stage.callbacks)):
+        line, record["validation"] = summary  # what validation found (train/validation.py)
+        say(line)
     write_text_atomic(options.out / "run.json", json.dumps(record, indent=1) + "\n")
     return model_dir
 

@@ -1,4 +1,5 @@
-"""Callbacks of the diffusion stage (the driver's own, for every stage, live in train/driver.py)."""
+"""Callbacks of the diffusion stage: sample grids and validation (the driver's own, for every stage, live in
+train/driver.py; validation's logic in train/validation.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from lightning.pytorch.callbacks import Callback
 
 from posedraw.io import save_image_atomic
 from posedraw.pose import Pose
+from posedraw.train.ldm.config import LDMRunConfig
 from posedraw.train.ldm.export import build_pipeline
 from posedraw.train.ldm.module import LatentDiffusionModule
+from posedraw.train.validation import Validation, announce, feature_extractor, held_out_set
 
 
 class SampleGrid(Callback):
@@ -34,3 +37,22 @@ class SampleGrid(Callback):
         path = self.folder / f"samples_{step:07d}.png"
         save_image_atomic(pose_sample_grid(self.poses, images), path)
         return path
+
+
+def ldm_validation(config: LDMRunConfig, stream: Any, cache: Path, vq: torch.nn.Module, out: Path) -> Validation | None:
+    """The diffusion stage's validation (train/validation.py) when the config asks for it: the EMA weights
+    draw the held-out poses with `validation.steps` sampler steps. Takes the held-out samples out of
+    `stream`."""
+    settings = config.validation
+    if not settings.enabled:
+        return None
+    from posedraw.models.vq import decode
+
+    extractor = feature_extractor(settings)
+    held = held_out_set(settings, stream, cache, lambda latents: decode(vq, latents), extractor)
+
+    def draw(module: L.LightningModule, poses: list[Pose], seeds: list[int]) -> torch.Tensor:
+        pipeline = build_pipeline(module, vq).to(module.device)  # type: ignore[arg-type]
+        return pipeline(poses, seeds=seeds, steps=settings.steps).images
+
+    return Validation(settings, held, draw, out, extractor, say=announce)

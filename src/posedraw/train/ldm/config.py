@@ -15,6 +15,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from posedraw.models.unet import UNetConfig
 from posedraw.train.checks import require_train_values
 from posedraw.train.tags import require_tag_slots
+from posedraw.train.validation import ValidationConfig
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class LDMRunConfig:
     text: TextConfig = field(default_factory=TextConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: LDMTrainConfig = field(default_factory=LDMTrainConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)  # off unless poses are given
 
 
 def _schedule(config: DiffusionConfig) -> dict[str, Any]:

@@ -12,12 +12,13 @@ from posedraw.data.latents import collate_cached
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
 from posedraw.train.driver import RunOptions, Stage, run_stage
-from posedraw.train.ldm.callbacks import SampleGrid
+from posedraw.train.ldm.callbacks import SampleGrid, ldm_validation
 from posedraw.train.ldm.config import LDMRunConfig
 from posedraw.train.ldm.data import LatentData
 from posedraw.train.ldm.export import export_model, start_from
 from posedraw.train.ldm.module import LatentDiffusionModule
 from posedraw.train.ldm.networks import make_text_encoder
+from posedraw.train.validation import with_keep_best
 
 
 def ldm_stage(
@@ -27,9 +28,11 @@ def ldm_stage(
     out: Path,
     validation: list[Pose] | None = None,
     init: str | Path | None = None,
+    keep_best: str | None = None,
 ) -> Stage:
-    """The diffusion stage: cached latents in, a pipeline folder (EMA weights) out; `init` to fine-tune."""
-    config = load_config(LDMRunConfig, config_path)
+    """The diffusion stage: cached latents in, a pipeline folder (EMA weights) out; `init` to fine-tune.
+    `validation`: the sample grids' poses; `keep_best`: overrides the config's `validation.keep_best`."""
+    config = with_keep_best(load_config(LDMRunConfig, config_path), keep_best)
     measure = config.diffusion.scale_factor <= 0
     data = LatentData.read(latents, measure, validation is None, config.text.kind == "tags")
     if data.scale is not None:
@@ -50,10 +53,13 @@ def ldm_stage(
         grid.write(module, steps)
         return model_dir
 
+    stream = data.stream(train.seed)
+    validate = ldm_validation(config, stream, latents, vq, out)  # takes the held-out samples out of the stream
     return Stage(
-        name="ldm", config=config, module=module, stream=data.stream(train.seed), collate=collate_cached,
+        name="ldm", config=config, module=module, stream=stream, collate=collate_cached,
         batch_size=train.batch_size, num_workers=train.num_workers, max_steps=train.max_steps,
-        checkpoint_every=train.checkpoint_every, seed=train.seed, export=export, callbacks=[grid],
+        checkpoint_every=train.checkpoint_every, seed=train.seed, export=export,
+        callbacks=[grid] if validate is None else [grid, validate],
     )  # fmt: skip
 
 
@@ -64,7 +70,8 @@ def train_ldm(
     options: RunOptions,
     validation: list[Pose] | None = None,
     init: str | Path | None = None,
+    keep_best: str | None = None,
 ) -> Path | None:
     """Train (or resume) a diffusion model on a latent cache; export `<out>/model` (a pipeline folder).
     `init`: start from that diffusion model's weights (ignored when resuming: the checkpoint has them)."""
-    return run_stage(ldm_stage(config_path, latents, vq_dir, options.out, validation, init), options)
+    return run_stage(ldm_stage(config_path, latents, vq_dir, options.out, validation, init, keep_best), options)

@@ -9,6 +9,7 @@ from typing import Literal
 from posedraw.models.transformer import TransformerConfig
 from posedraw.train.checks import require_train_values
 from posedraw.train.tags import require_tag_slots
+from posedraw.train.validation import ValidationConfig
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,4 @@ class TransformerRunConfig:
     model: TransformerConfig = field(default_factory=TransformerConfig)
     train: TransformerTrainConfig = field(default_factory=TransformerTrainConfig)
     text: TransformerTextConfig = field(default_factory=TransformerTextConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)  # off unless poses are given

@@ -1,4 +1,4 @@
-"""The model folder of a trained code transformer."""
+"""The code transformer's pipeline and its model folder."""
 
 from __future__ import annotations
 
@@ -11,14 +11,22 @@ from posedraw.io import atomic_dir
 from posedraw.train.transformer.module import CodeTransformerModule
 
 
-def export_transformer(module: CodeTransformerModule, vq, folder: Path, steps: int) -> Path:
-    """Write the pipeline folder `generate` loads (model_index.json, transformer/, vq/, pose_encoder/) and
-    posedraw.json (steps and config)."""
+def build_pipeline(module: CodeTransformerModule, vq):
+    """A sampling pipeline of float copies of the module's networks (the transformer stage keeps no EMA:
+    these are the trained weights) with `vq`."""
     from posedraw.pipelines.code_transformer import CodeTransformerPipeline
 
     pipeline = CodeTransformerPipeline(
         copy.deepcopy(module.model).float().eval(), vq, copy.deepcopy(module.pose_encoder).float().eval()
     )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def export_transformer(module: CodeTransformerModule, vq, folder: Path, steps: int) -> Path:
+    """Write the pipeline folder `generate` loads (model_index.json, transformer/, vq/, pose_encoder/) and
+    posedraw.json (steps and config)."""
+    pipeline = build_pipeline(module, vq)
     with atomic_dir(folder) as tmp:
         pipeline.save_pretrained(tmp, safe_serialization=True)
         info = {"kind": "transformer", "steps": steps, "config": to_dict(module.config)}
