@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from posedraw.data.ingest import to_square
 from posedraw.errors import PoseError
-from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, joint_maps
-from posedraw.pose import JOINTS, JointState, Pose
+from posedraw.models.conditioning import LegacyPoseEncoder, PlacedPoseEncoder, joint_maps, square_normalized
+from posedraw.pose import JOINTS, JointState, Pose, render_heatmaps
 
 
 def _pose(x: float = 32.0) -> Pose:
@@ -125,3 +127,28 @@ def test_a_person_without_body_joints_is_not_drawn():
     encoder = PlacedPoseEncoder(mode="tokens", dim=32, max_people=1)
     with_ghost = encoder(**encoder.prepare([Pose.stack([nobody, _pose()])])).context
     assert torch.allclose(with_ghost, encoder(**encoder.prepare([_pose()])).context)
+
+
+@pytest.mark.parametrize(("width", "height"), [(63, 64), (64, 61), (9, 4)])
+def test_an_odd_margin_puts_joints_where_the_data_pipeline_pads_the_image(width, height):
+    """An odd margin cannot be split evenly: the data pipeline pads the image (and its pose) with whole pixels,
+    the extra one on the right or bottom. The encoders place a joint on the pixel the padded image shows it on,
+    not half a pixel beside it."""
+    x, y = 2, 1  # a marked pixel; the joint sits at its centre
+    image = Image.new("RGB", (width, height))
+    image.putpixel((x, y), (255, 255, 255))
+    pose = Pose.single(np.full((17, 2), [x + 0.5, y + 0.5]), width, height)
+    padded, padded_pose = to_square(image, pose)
+    xy, _ = square_normalized(pose)
+    column, row = (xy[0] * padded.width - 0.5).tolist()
+    assert padded.getpixel((column, row)) == (255, 255, 255)  # raises for a half-pixel position
+    np.testing.assert_allclose(xy * padded.width, padded_pose.xy[0], rtol=0, atol=1e-5)
+
+
+def test_the_encoders_heatmaps_are_the_pose_renderers_heatmaps():
+    """One Gaussian renderer: a square pose with visible joints gives the same maps through the pose encoder
+    and through `render_heatmaps`."""
+    pose = _pose()
+    encoder = PlacedPoseEncoder(mode="maps", latent_size=16, sigma=1.3)
+    maps = encoder(**encoder.prepare([pose])).maps[0]
+    torch.testing.assert_close(maps, render_heatmaps(pose, 16, 16, sigma=1.3), rtol=0, atol=1e-6)

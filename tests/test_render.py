@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from posedraw.pose import JOINTS, JointState, Part, Pose, draw_pose, render_heatmaps, render_skeleton
-from posedraw.pose.render import FACE_COLOUR, FOOT_COLOURS, HAND_COLOURS, LIMB_COLOURS, line_width
+from posedraw.pose.render import FACE_COLOUR, FOOT_COLOURS, HAND_COLOURS, LIMB_COLOURS, gaussian_heatmaps, line_width
 from posedraw.pose.schema import FOOT_BONES, LIMBS
 
 
@@ -124,3 +124,13 @@ def test_face_points_are_light_dots_and_feet_bones_join_the_ankle():
 def test_parts_do_not_change_the_body_drawing():
     with_parts, body = np.asarray(render_skeleton(_with_parts())), np.asarray(render_skeleton(_figure()))
     assert tuple(with_parts[112, 155]) == tuple(body[112, 155]) == _limb_colour("left_elbow", "left_wrist")
+
+
+def test_the_gaussian_kernel_is_its_formula_measured_from_pixel_centres():
+    """weight * exp(-d^2 / (2 sigma^2)), d from the centre of each pixel: a joint at (1.5, 0.5) is the peak of
+    pixel (row 0, column 1)."""
+    maps = gaussian_heatmaps(torch.tensor([[1.5, 0.5]]), torch.tensor([0.5]), 3, 4, 2.0)
+    rows, cols = torch.meshgrid(torch.arange(3) + 0.5, torch.arange(4) + 0.5, indexing="ij")
+    expected = 0.5 * torch.exp(-((cols - 1.5) ** 2 + (rows - 0.5) ** 2) / 8.0)
+    torch.testing.assert_close(maps, expected[None], rtol=0, atol=1e-7)
+    assert maps[0].argmax().item() == 1

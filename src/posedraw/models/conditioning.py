@@ -23,7 +23,9 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from posedraw.errors import PoseError
 from posedraw.pose import NUM_JOINTS, Pose, legacy_tokens
+from posedraw.pose.render import gaussian_heatmaps
 from posedraw.pose.schema import LIMB_INDICES
+from posedraw.pose.transforms import square_padding
 
 
 @dataclass
@@ -117,10 +119,12 @@ def fourier_features(xy: torch.Tensor, bands: int) -> torch.Tensor:
 
 
 def square_normalized(pose: Pose, person: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """One person's joints in [0, 1] of the pose padded to a centred square (as images are), and states."""
-    side = max(pose.width, pose.height)
-    offset = np.array([(side - pose.width) / 2, (side - pose.height) / 2])
-    xy = np.nan_to_num((pose.xy[person] + offset) / side, nan=0.0)
+    """One person's joints in [0, 1] of the pose padded to a centred square, and states.
+
+    The padding is `square_padding`'s, the one the data pipeline pads images and poses with (an odd margin
+    puts its extra pixel on the right or bottom), so a joint lands where the padded image has it."""
+    left, top, _, _ = square_padding(pose.width, pose.height)
+    xy = np.nan_to_num((pose.xy[person] + np.array([left, top])) / max(pose.width, pose.height), nan=0.0)
     return xy.astype(np.float32), pose.state[person].astype(np.int64)
 
 
@@ -153,11 +157,8 @@ def limb_maps(xy: torch.Tensor, state: torch.Tensor, size: tuple[int, int], sigm
 def joint_maps(xy: torch.Tensor, state: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
     """(B, 17, h, w) Gaussian heatmaps; occluded joints at half height, absent joints zero."""
     h, w = size
-    ys = (torch.arange(h, device=xy.device, dtype=xy.dtype) + 0.5)[None, None, :, None]
-    xs = (torch.arange(w, device=xy.device, dtype=xy.dtype) + 0.5)[None, None, None, :]
-    d2 = (xs - xy[..., 0, None, None] * w) ** 2 + (ys - xy[..., 1, None, None] * h) ** 2
     weight = torch.where(state == 2, 1.0, torch.where(state == 1, 0.5, 0.0)).to(xy.dtype)
-    return torch.exp(-d2 / (2 * sigma**2)) * weight[..., None, None]
+    return gaussian_heatmaps(xy * xy.new_tensor([w, h]), weight, h, w, sigma)
 
 
 class PlacedPoseEncoder(PoseEncoder):

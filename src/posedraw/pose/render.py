@@ -160,6 +160,24 @@ def render_skeleton(pose: Pose, long_side: int | None = None) -> Image.Image:
     return draw_pose(Image.new("RGB", output_size(pose, long_side)), pose)
 
 
+def gaussian_heatmaps(
+    centres: torch.Tensor, weights: torch.Tensor, height: int, width: int, sigma: float
+) -> torch.Tensor:
+    """(..., J, height, width) maps `weight * exp(-d^2 / (2 sigma^2))`, d from each pixel's centre to the
+    joint's centre in map pixels (`centres` (..., J, 2) as x, y; `weights` (..., J)).
+
+    The one Gaussian every heatmap of the project is drawn with (the detector's targets, the pose encoders'
+    maps), so a joint sits on the same map pixel wherever a map is made. Runs on the centres' device.
+    """
+    import torch
+
+    ys = torch.arange(height, device=centres.device, dtype=centres.dtype) + 0.5
+    xs = torch.arange(width, device=centres.device, dtype=centres.dtype) + 0.5
+    dx2 = (xs - centres[..., 0, None, None]) ** 2  # (..., J, 1, W)
+    dy2 = (ys[:, None] - centres[..., 1, None, None]) ** 2  # (..., J, H, 1)
+    return torch.exp(-(dx2 + dy2) / (2.0 * sigma**2)) * weights[..., None, None]
+
+
 def render_heatmaps(pose: Pose, height: int, width: int, sigma: float | None = None) -> torch.Tensor:
     """(17, height, width) float32 Gaussian heatmaps, peak 1 at each present joint, max over people.
 
@@ -170,11 +188,6 @@ def render_heatmaps(pose: Pose, height: int, width: int, sigma: float | None = N
 
     sigma = sigma if sigma is not None else max(0.5, 0.02 * max(height, width))
     scale = torch.tensor([width / pose.width, height / pose.height], dtype=torch.float64)
-    xy = torch.from_numpy(np.nan_to_num(pose.xy)) * scale  # (P, 17, 2) in map pixels
-    ys = torch.arange(height, dtype=torch.float64) + 0.5
-    xs = torch.arange(width, dtype=torch.float64) + 0.5
-    dx2 = (xs[None, None, None, :] - xy[..., 0, None, None]) ** 2  # (P, 17, 1, W)
-    dy2 = (ys[None, None, :, None] - xy[..., 1, None, None]) ** 2  # (P, 17, H, 1)
-    maps = torch.exp(-(dx2 + dy2) / (2.0 * sigma**2))
-    maps = maps * torch.from_numpy(pose.present)[..., None, None]
-    return maps.amax(dim=0).to(torch.float32)
+    centres = torch.from_numpy(np.nan_to_num(pose.xy)) * scale  # (P, 17, 2) in map pixels
+    present = torch.from_numpy(pose.present).to(torch.float64)
+    return gaussian_heatmaps(centres, present, height, width, sigma).amax(dim=0).to(torch.float32)
