@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -15,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from posedraw.pose import parse_pose
 from posedraw.studio.app import create_app
-from posedraw.studio.drawing import Limits, PreviewGate, Superseded
+from posedraw.studio.drawing import Models, PreviewGate
 from posedraw.studio.jobs import FINISHED
-from tests.studio_helpers import STANDING, close_studio, make_studio, small_limits_client
+from tests.studio_helpers import STANDING, builtin_pipelines, close_studio, make_studio, small_limits_client
 
 
 @pytest.fixture
@@ -134,11 +136,46 @@ def test_preview_is_the_fast_setting_and_full_quality_the_request_s_own(client):
     assert not np.array_equal(np.asarray(Image.open(io.BytesIO(fast))), drawn)
 
 
-def test_the_preview_gate_lets_the_newest_request_of_each_client_win():
+class HeldPipeline:
+    """The built-in diffusion pipeline whose first drawing waits until `release()` is true, so that other
+    previews queue up behind it."""
+
+    def __init__(self, release) -> None:
+        self.inner, self.release = builtin_pipelines()["builtin:diffusion"], release
+        self.entered, self.calls = threading.Event(), 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            deadline = time.monotonic() + 60
+            while not self.release() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return self.inner(*args, **kwargs)
+
+
+def test_of_two_previews_waiting_behind_a_drawing_only_the_newest_is_drawn(tmp_path):
     gate = PreviewGate()
-    gate.latest["a"] = 9
-    with pytest.raises(Superseded):
-        gate.draw(None, "a", 8, Limits())  # type: ignore[arg-type]
+    # hold the first drawing until the third request has arrived (read, never set: the API decides)
+    held = HeldPipeline(lambda: gate.latest.get("tab") == 3)
+    studio = make_studio(tmp_path / "gallery")
+    studio.models, studio.previews = Models({"builtin:diffusion": held}, studio.limits), gate
+    with TestClient(create_app(studio)) as client, ThreadPoolExecutor(3) as pool:
+
+        def preview(seq: int):
+            return pool.submit(client.post, "/api/preview", json={"pose": STANDING, "client": "tab", "seq": seq})
+
+        first = preview(1)
+        assert held.entered.wait(60)
+        older, newest = preview(2), preview(3)
+        answers = [future.result(timeout=120) for future in (first, older, newest)]
+    assert [a.status_code for a in answers] == [200, 409, 200] and held.calls == 2
+    assert answers[1].json()["error"] == "superseded by a newer preview of the same client"
+    assert [a.headers["X-Preview-Seq"] for a in (answers[0], answers[2])] == ["1", "3"]
+    close_studio(studio)
 
 
 def test_pose_import_export_skeleton_and_detect(client):
