@@ -165,13 +165,25 @@ def test_tune_command_rejects_bad_input_without_writing(capsys, tmp_path, figure
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_generate_then_tune_in_one_command(capsys, tmp_path):
+    """The drawing's latent goes to tuning in memory: no .latent.npy of the drawing unless --save-latent asks
+    for one, and the tuned result is the one `posedraw tune` makes from that saved latent."""
     pose = make_toy_sample(3, 64).pose
     (tmp_path / "p.json").write_text(json.dumps(dump_pose(pose)))
-    args = ["generate", "--pose", tmp_path / "p.json", "--out", tmp_path / "g", "--steps", "4", "--tune-prompt",
-            "colorful", "--tune-steps", "3", "--clip", TINY, "--device", "cpu"]  # fmt: skip
-    code, _, err = run_cli(capsys, *args)
+    draw = ["generate", "--pose", tmp_path / "p.json", "--steps", "4", "--device", "cpu"]
+    tuning = ["--clip", TINY, "--device", "cpu"]
+    code, _, err = run_cli(capsys, *draw, "--out", tmp_path / "g", "--tune-prompt", "colorful", "--tune-steps", "3",
+                           *tuning)  # fmt: skip
     assert code == 0, err
     tuned = tmp_path / "g" / "p_seed0_tuned.png"
     assert json.loads(Image.open(tuned).text["posedraw"])["seed"] == 0  # the recipe travels with the image
     assert read_tune_record(tuned)["options"]["steps"] == 3
+    assert sorted(p.name for p in (tmp_path / "g").glob("*.npy")) == ["p_seed0_tuned.latent.npy"]
+    code, _, err = run_cli(capsys, *draw, "--out", tmp_path / "saved", "--save-latent")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "tune", tmp_path / "saved" / "p_seed0.latent.npy", "--prompt", "colorful",
+                           "--steps", "3", "--out", tmp_path / "t", *tuning)  # fmt: skip
+    assert code == 0, err
+    in_memory, from_file = (np.load(d / "p_seed0_tuned.latent.npy") for d in (tmp_path / "g", tmp_path / "t"))
+    np.testing.assert_array_equal(in_memory, from_file)

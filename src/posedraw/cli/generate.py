@@ -100,7 +100,7 @@ def generate(
     frame: FrameOption = None,
     tune_prompt: Annotated[
         list[str] | None,
-        typer.Option("--tune-prompt", help="Then tune each image towards 'text[:weight]' (writes latents)."),
+        typer.Option("--tune-prompt", help="Then tune each image towards 'text[:weight]'."),
     ] = None,
     tune_steps: Annotated[int, typer.Option("--tune-steps", min=1, help="Tuning steps (with --tune-prompt).")] = 50,
     clip: ClipOption = "ViT-B-32",
@@ -115,7 +115,7 @@ def generate(
     from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
     from posedraw.pipelines import load_pipeline
-    from posedraw.pipelines.drawing import check_seed
+    from posedraw.pipelines.checks import seed_run
     from posedraw.pipelines.generate import Job, Outputs, load_start_latents, run_jobs
     from posedraw.pose import read_pose
 
@@ -130,15 +130,14 @@ def generate(
         job, recorded, recorded_model = read_png_metadata(from_png)
         jobs, model, poses = [job], model or recorded_model, {from_png: job.pose}
     else:
-        check_seed(seed)
-        check_seed(seed + num - 1, "--num (the last seed, --seed + --num - 1)")
+        seeds = seed_run(seed, num)
         files = list(dict.fromkeys(_pose_files(pose or [], pose_dir)))
         if not files:
             raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")
         read = read_options(canvas, coords, image_id, frame)
         poses = {f: read_pose(f, options=read, notes=notes) for f in files}
         names = output_names(files)
-        jobs = [Job(poses[f], names[f], seed + k) for f in files for k in range(num)]
+        jobs = [Job(poses[f], names[f], s) for f in files for s in seeds]
     pipeline = load_pipeline(model, resolve_device(device), notes)
     print_notes(notes)
     if from_png is not None:  # the recipe, less options of earlier versions this model does not take
@@ -147,12 +146,15 @@ def generate(
     _check_drawable(pipeline, poses)
     _warn_unknown_words(pipeline, [options.get("prompt", ""), options.get("negative_prompt", "")])
     start = None if latents is None else load_start_latents(latents, len(jobs), pipeline.latent_shape)
-    extras = Outputs(save_latent or bool(tune_prompt), grid, progress_row)
-    written = run_jobs(pipeline, jobs, options, model or "builtin", out, extras, batch_size, start)
-    for path in written:
+    tune = _tuner(pipeline, tune_prompt, tune_steps, clip_spec(clip, clip_pretrained, clip_weights), out)
+
+    def written(path: Path, latent) -> None:
         typer.echo(f"wrote {path}")
-    if tune_prompt:
-        _tune_written(pipeline, written, tune_prompt, tune_steps, clip_spec(clip, clip_pretrained, clip_weights), out)
+        if tune is not None:
+            tune(path, latent)
+
+    extras = Outputs(save_latent, grid, progress_row)
+    run_jobs(pipeline, jobs, options, model or "builtin", out, extras, batch_size, start, on_written=written)
 
 
 def _check_drawable(pipeline, poses: dict) -> None:
@@ -173,15 +175,20 @@ def _warn_unknown_words(pipeline, prompts: list[str]) -> None:
         typer.echo(f"warning: tags this model does not know, ignored: {', '.join(unknown)}", err=True)
 
 
-def _tune_written(pipeline, written: list[Path], prompts: list[str], steps: int, spec, out: Path) -> None:
-    """Tune every generated image from its final latent (the same latent --save-latent writes)."""
+def _tuner(pipeline, prompts: list[str] | None, steps: int, spec, out: Path):
+    """With --tune-prompt, a function that tunes a drawing from its final latent (the one --save-latent
+    writes, handed over in memory) as soon as it is written; None without."""
+    if not prompts:
+        return None
     from posedraw.tuning.clip import TuneOptions
-    from posedraw.tuning.files import load_tune_input, source_metadata
+    from posedraw.tuning.files import source_metadata
     from posedraw.tuning.prompts import parse_prompt
     from posedraw.tuning.run import TuneRequest, tune_and_write
 
     request = TuneRequest([parse_prompt(p) for p in prompts], TuneOptions(steps=steps), spec)
-    for path in written:
-        latent = load_tune_input(path.with_name(path.stem + ".latent.npy"), pipeline.vq)
+
+    def tune(path: Path, latent) -> None:
         [tuned] = tune_and_write(pipeline.vq, latent, request, [path.stem], [source_metadata(path)], out)
         print_similarities(request, tuned)
+
+    return tune

@@ -8,7 +8,7 @@ Any generator works: they share one call shape (posedraw.pipelines.drawing).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,9 +151,13 @@ def run_jobs(
     extras: Outputs,
     batch_size: int = 4,
     latents: torch.Tensor | None = None,
+    on_written: Callable[[Path, torch.Tensor], None] | None = None,
 ) -> list[Path]:
     """Run the jobs in batches through any generator and write their files; returns the PNG paths in job
-    order. `options` are the generator's (checked by the caller); `latents` start latents, one per job."""
+    order. `options` are the generator's (checked by the caller); `latents` start latents, one per job.
+
+    `on_written(png, latent)` is called as each PNG is written, with its final VQ latent (1, C, h, w) on the
+    CPU: what `--tune-prompt` tunes, handed over in memory, whether or not `--save-latent` writes it."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     recorded = pipeline.resolved_options(options)
@@ -164,5 +168,8 @@ def run_jobs(
         extra = {} if latents is None else {"latents": latents[start : start + len(batch)]}
         result = pipeline([j.pose for j in batch], seeds=[j.seed for j in batch], **options,
                           progress_row=extras.progress_row, **extra)  # fmt: skip
-        written += [write_job(job, i, result, recorded, model, out, extras) for i, job in enumerate(batch)]
+        for i, job in enumerate(batch):
+            written.append(write_job(job, i, result, recorded, model, out, extras))
+            if on_written is not None:
+                on_written(written[-1], result.vq_latents[i][None].float().cpu())
     return written
