@@ -7,12 +7,25 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import DeviceOption, DevicesOption, NodesOption, PrecisionOption, vq_model, writable_dir
+from posedraw.cli.common import (
+    DeviceOption,
+    DevicesOption,
+    NodesOption,
+    PrecisionOption,
+    vq_model,
+    writable_dir,
+    writable_file,
+)
 
 app = typer.Typer(help="Train the models (Lightning: --devices/--num-nodes for DDP, resumable).", no_args_is_help=True)
 
 
 MaxStepsOption = Annotated[int | None, typer.Option("--max-steps", min=1, help="Override the config's steps.")]
+KeepBestOption = Annotated[
+    str | None,
+    typer.Option("--keep-best", metavar="METRIC", help="Keep checkpoints/best.ckpt by this validation score: pck, "
+                 "oks, ap, ar, person_count_error, swap_rate, fd, kd (needs the config's validation: poses)."),
+]  # fmt: skip
 RestartOption = Annotated[
     bool, typer.Option("--restart/--no-restart", metavar="", help="Ignore an existing last.ckpt in OUT.")
 ]
@@ -70,6 +83,7 @@ def train_ldm_command(
         typer.Option("--init", help="Start from this diffusion model's UNet and pose encoder (fine-tuning)."),
     ] = None,
     max_steps: MaxStepsOption = None,
+    keep_best: KeepBestOption = None,
     restart: RestartOption = False,
     device: DeviceOption = "auto",
     devices: DevicesOption = 1,
@@ -83,7 +97,7 @@ def train_ldm_command(
     from posedraw.train.ldm import train_ldm
 
     options = _options(out, device, devices, num_nodes, precision, max_steps, restart)
-    model_dir = train_ldm(config, latents, vq, options, init=init)
+    model_dir = train_ldm(config, latents, vq, options, init=init, keep_best=keep_best)
     if model_dir is not None:
         typer.echo(f"pipeline saved to {model_dir} (posedraw generate --model {model_dir} ...)")
 
@@ -97,6 +111,7 @@ def train_transformer_command(
         Path, typer.Option("--out", callback=writable_dir, help="Run folder: checkpoints, logs, model/.")
     ] = Path("runs/transformer"),
     max_steps: MaxStepsOption = None,
+    keep_best: KeepBestOption = None,
     restart: RestartOption = False,
     device: DeviceOption = "auto",
     devices: DevicesOption = 1,
@@ -110,9 +125,27 @@ def train_transformer_command(
     from posedraw.train.transformer import train_transformer
 
     options = _options(out, device, devices, num_nodes, precision, max_steps, restart)
-    model_dir = train_transformer(config, codes, vq, options)
+    model_dir = train_transformer(config, codes, vq, options, keep_best=keep_best)
     if model_dir is not None:
         typer.echo(f"model saved to {model_dir} (posedraw generate --model {model_dir} ...)")
+
+
+@app.command("curves")
+def train_curves_command(
+    run: Annotated[Path, typer.Argument(help="A run folder (the --out of a training command).")],
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", callback=writable_file, help="PNG to write (default RUN/curves.png).")
+    ] = None,
+) -> None:
+    """Plot what a run logged (the loss and the validation scores, by step) to one PNG.
+
+    Example: posedraw train curves runs/ldm -o curves.png
+    """
+    from posedraw.train.curves import plot_curves, read_curves
+
+    curves = read_curves(run)
+    path = plot_curves(curves, out or run / "curves.png", title=str(run))
+    typer.echo(f"wrote {path} ({len(curves)} metrics)")
 
 
 @app.command("pose-detector")

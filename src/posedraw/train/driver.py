@@ -183,7 +183,7 @@ def check_resumable(record: dict[str, Any], stage: Stage, out: Path) -> None:
     if changed:
         key = changed[0]
         raise ConfigError(
-            f"{out}: the run was started with another config ({key}: {_lookup(record.get('config'), key)!r}, now "
+            f"{out}: the run was started with another config ({key}: {_lookup(old, key)!r}, now "
             f"{_lookup(config, key)!r}); use the same config, another --out, or --restart"
         )
 

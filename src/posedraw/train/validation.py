@@ -241,6 +241,17 @@ def logged_name(metric: str, label: str | None) -> str:
     return f"val/{metric}"
 
 
+def direction(logged: str) -> str | None:
+    """ "higher" or "lower" (is better) for a logged name (`loss`, `val/pck`, `val/FD_toy-detector`), None
+    for a count or an unknown name."""
+    name = logged.removeprefix("val/")
+    if name == "loss" or name in ("fid", "kid") or name.startswith(("FD_", "KD_")):
+        return "lower"
+    if name not in METRICS:
+        return None
+    return "higher" if METRICS[name] == "max" else "lower"
+
+
 def improved(metric: str, value: float, best: float | None) -> bool:
     """Whether `value` of `metric` beats `best` (None: nothing yet; NaN never wins)."""
     if math.isnan(value):
