@@ -16,6 +16,7 @@ from typing import Any
 
 from posedraw.data.images import to_image
 from posedraw.errors import PosedrawError
+from posedraw.pipelines.checks import seed_run
 from posedraw.pipelines.drawing import DrawingPipeline
 from posedraw.pipelines.generate import Job, Outputs, write_job
 from posedraw.pose import Pose, parse_pose
@@ -130,10 +131,12 @@ class Models:
             raise RequestError(f"options: --steps: expected at most {self.limits.max_steps} here, got {steps}")
         seed = _field(body, "seed", int, 0)
         count = _field(body, "count", int, 1)
-        if not 0 <= seed < 2**32:
-            raise RequestError(f"seed: expected an integer in [0, 2^32), got {seed}")
         if not 1 <= count <= self.limits.max_images:
             raise RequestError(f"count: expected 1 to {self.limits.max_images} images, got {count}")
+        try:
+            seed_run(seed, count, "seed", "count")
+        except PosedrawError as exc:
+            raise RequestError(str(exc)) from None
         notes = []
         unknown_words = pipeline.unknown_prompt_words([options.get("prompt", ""), options.get("negative_prompt", "")])
         if unknown_words:
