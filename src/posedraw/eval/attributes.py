@@ -9,13 +9,13 @@ prediction matches.
 Why glimpses at the pose and not the whole image: every attribute sits at a place the pose says — hair
 around the head and beside the neck, the outfit's colour on the torso, its kind on the forearms (a
 jacket's sleeves), thighs and shins (a skirt, bare legs or trousers) — and a judge that must find those
-places itself in a 64 px image of any pose misreads even exact renders (a whole-image classifier read
-0.90 of them right; this judge's held-out accuracy is measured in the tests and by
-`posedraw train attribute-classifier`). Why a trained network and not fixed colour thresholds: the pose
-gives joints, not the head's size or where the hair ends, and decoded images blur colours across edges; a
-network trained on renders (half of them through the built-in VQ, as generated images are) with the pose
-jittered by a pixel or two (a drawing follows its pose closely, not exactly) learns those margins. Each
-glimpse is a square crop (kornia's `crop_and_resize`) whose side scales with the figure's torso.
+places itself in a 64 px image of any pose misreads even exact renders (this judge's held-out accuracy
+is measured in the tests and by `posedraw train attribute-classifier`). Why a trained network and not
+fixed colour thresholds: the pose gives joints, not the head's size or where the hair ends, and decoded
+images blur colours across edges; a network trained on renders (half of them through the built-in VQ, as
+generated images are) with the pose jittered by a pixel or two (a drawing follows its pose closely, not
+exactly) learns those margins. Each glimpse is a square crop (kornia's `crop_and_resize`) whose side scales
+with the figure's torso.
 """
 
 from __future__ import annotations

@@ -138,9 +138,9 @@ def detect_toy_poses(model: ToyPoseDetector, images: torch.Tensor, width: float,
     return decode(model(images), width, height)
 
 
-#: the share of the crop a person's joints span when a scene is cut into one crop per person: chosen on true
-#: renders of held-out scenes, where it gives per-person PCK@0.1 0.921 (2 figures) and 0.970 (3 figures);
-#: 0.7 gave 0.879 / 0.944 and 1.1 0.742 / 0.789
+#: the share of the crop a person's joints span when a scene is cut into one crop per person: framed as the
+#: detector's single-figure training renders are, so each person is seen at the size it was trained on (a
+#: looser crop shrinks the figure, a tighter one cuts its joints off); chosen on true renders of held-out scenes
 JOINT_SPAN = 0.9
 
 

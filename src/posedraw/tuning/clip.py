@@ -32,7 +32,7 @@ class TuneOptions:
     cutouts: int = 32
     seed: int = 0
     anchor: float = 1.0  # weight of MSE(z, z0) at step 0, falling linearly to 0 at the last step
-    keep_pose: float = 10.0  # weight of the structure term (10 kept toy poses best: bench/tune.py)
+    keep_pose: float = 10.0  # weight of the structure term: keeps toy poses, CLIP still moves (bench/results/tune.json)
     structure: str = "lowpass"  # see posedraw.tuning.structure
     every: int | None = None  # keep the image of every K-th step (a strip)
 
