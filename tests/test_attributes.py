@@ -36,7 +36,7 @@ def test_a_prompt_names_attributes_by_their_tags():
     assert prompt_attributes("smile, purple cape") == {}
 
 
-@pytest.mark.parametrize("through_vq", [False, True])
+@pytest.mark.parametrize("through_vq", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_the_shipped_classifier_reads_held_out_renders(through_vq):
     """Renders never trained on, as drawn and through the built-in VQ (as generated images are)."""
     vq = load_vq(builtin_model()) if through_vq else None
@@ -110,6 +110,7 @@ def test_eval_attributes_refuses_scenes_and_prompts_without_attributes(capsys, t
     assert code == 2 and "no image's prompt names a toy attribute" in err
 
 
+@pytest.mark.slow
 def test_train_attribute_classifier_writes_weights_that_load(capsys, tmp_path):
     """A few steps on a few renders: the weights file appears only at the end and loads as a judge."""
     out = tmp_path / "judge.safetensors"

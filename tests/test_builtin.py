@@ -42,6 +42,7 @@ def _pck(capsys, tmp_path, paths) -> float:
     return json.loads((tmp_path / "f.json").read_text())["pck@0.1"]
 
 
+@pytest.mark.slow
 def test_generate_without_model_draws_held_out_poses_with_the_builtin_model(capsys, tmp_path):
     files = _write_poses(tmp_path, HELD_OUT)
     code, _, err = run_cli(capsys, "generate", *files, "--out", tmp_path / "out", "--device", "cpu")
@@ -52,6 +53,7 @@ def test_generate_without_model_draws_held_out_poses_with_the_builtin_model(caps
     assert pck >= 0.8, pck  # measured 0.887 (2026-11-26): the figures follow poses they never saw
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guidance", ["1", "2"])
 def test_builtin_transformer_draws_held_out_poses(capsys, tmp_path, guidance):
     """The code transformer follows poses it never saw, with and without pose guidance."""
@@ -67,6 +69,7 @@ def test_builtin_transformer_draws_held_out_poses(capsys, tmp_path, guidance):
     assert pck >= 0.8, pck  # measured 0.897 (guidance 1) and 0.933 (guidance 2), 2026-11-26
 
 
+@pytest.mark.slow
 def test_builtin_model_draws_every_figure_of_a_scene(capsys, tmp_path):
     """Two-figure scenes it never saw: each figure where it was asked for (per-person PCK by the toy detector,
     one crop per person), and a scene is not drawn as its first person alone."""

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -82,6 +83,7 @@ def _tiny_config(tmp_path: Path) -> Path:
     return config
 
 
+@pytest.mark.slow
 def test_train_vq_command_trains_resumes_and_exports(capsys, tmp_path):
     write_shapes(tmp_path / "images", 8)
     config = _tiny_config(tmp_path)
@@ -117,6 +119,7 @@ def test_train_vq_command_trains_resumes_and_exports(capsys, tmp_path):
     assert code == 2 and "train.batchsize: unknown key" in err
 
 
+@pytest.mark.slow
 def test_a_decoder_only_fine_tune_keeps_the_latents_and_codes_and_changes_the_decoder(capsys, tmp_path):
     """`train.decoder_only` with `--init`: every encoder, quant_conv and codebook weight stays bit for bit
     (so a diffusion model trained on the first VQ's latents stays valid), the decoder learns; without
@@ -152,6 +155,7 @@ def test_a_decoder_only_fine_tune_keeps_the_latents_and_codes_and_changes_the_de
     assert code == 2 and str(tmp_path / "nowhere") in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_train_vq_runs_data_parallel_on_two_processes(tmp_path):
     """DDP (gloo, 2 CPU processes) through the installed console script, as a cluster job would run it."""
     write_shapes(tmp_path / "images", 8)

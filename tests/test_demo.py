@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 
 from .cli_helpers import run_cli
+
+pytestmark = pytest.mark.slow  # five stages, two of them trainings
 
 
 def test_demo_runs_every_stage_and_reports_fidelity(tmp_path, capsys):

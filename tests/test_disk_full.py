@@ -96,6 +96,7 @@ def _train_ldm(capsys, world: Path, tmp_path: Path, out: Path) -> tuple[int, str
     return code, err
 
 
+@pytest.mark.slow
 def test_training_on_a_full_disk_names_the_checkpoint_and_leaves_no_partial_file(capsys, world, tmp_path):
     out = tmp_path / "run"
     with file_size_limit(64 * 1024):  # room for the config and logs, not for the checkpoint
@@ -104,6 +105,7 @@ def test_training_on_a_full_disk_names_the_checkpoint_and_leaves_no_partial_file
     assert list(checkpoint_path(out).parent.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_training_writes_nothing_through_tmpdir_and_clears_a_killed_save(capsys, world, tmp_path, unusable_tmpdir):
     out = tmp_path / "run"
     killed_while_writing(checkpoint_path(out))

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # a process that trains three stages
 
 
 def test_gpu_check_runs_every_check_at_toy_sizes_on_the_cpu(tmp_path):

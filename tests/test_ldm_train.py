@@ -59,6 +59,7 @@ def _losses(run: Path) -> list[float]:
     return [float(r["loss"]) for r in rows if r.get("loss")]
 
 
+@pytest.mark.slow
 def test_toy_diffusion_training_lowers_the_loss_and_exports_a_pipeline(cache, tmp_path):
     model_dir = train_ldm(
         _config(tmp_path), cache / "cache", cache / "vq", RunOptions(out=tmp_path / "run", max_steps=80, progress=False)
@@ -84,6 +85,7 @@ def test_min_snr_weights():
     )
 
 
+@pytest.mark.slow
 def test_train_ldm_command(cache, tmp_path, capsys):
     from .cli_helpers import run_cli
 

@@ -87,6 +87,7 @@ def test_jobs_of_two_tabs_do_not_mix(client):
         assert [j["id"] for j in client.get(f"/api/jobs?client={tab}").json()] == [job_id]
 
 
+@pytest.mark.slow
 def test_a_full_queue_answers_429_and_a_cancelled_job_stops_before_its_next_image(client):
     slow = {"pose": STANDING, "options": {"steps": 120}, "count": 8}
     first = client.post("/api/jobs", json=slow).json()
@@ -124,6 +125,7 @@ def test_preview_returns_a_png_and_drops_a_request_a_newer_one_overtook(client):
     assert client.post("/api/preview", json={"pose": STANDING, "client": "b", "seq": 1}).status_code == 200
 
 
+@pytest.mark.slow
 def test_preview_is_the_fast_setting_and_full_quality_the_request_s_own(client):
     """The preview's few steps differ from the full drawing; the full one is exactly what a job draws."""
     body = {"pose": STANDING, "options": {"steps": 20}, "seed": 4, "client": "q"}
@@ -271,6 +273,7 @@ def test_the_studio_command_refuses_bad_set_ups_in_one_line_before_serving(capsy
     assert "warning: --host 0.0.0.0 lets anyone who can reach this machine and has the token" in err
 
 
+@pytest.mark.slow
 def test_tuning_a_gallery_image_writes_its_tuned_png_with_progress_and_refuses_bad_requests(tmp_path):
     from posedraw.models.clip import TINY, ClipSpec
     from posedraw.studio.tuning import Tuning

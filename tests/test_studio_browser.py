@@ -20,6 +20,8 @@ from tests.studio_helpers import STANDING, RunningServer, close_studio, make_stu
 if browser_missing() is not None:
     pytest.skip(browser_missing(), allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # a real browser and server
+
 
 @pytest.fixture(scope="module")
 def browser():

@@ -62,6 +62,7 @@ def test_the_fuzzed_operations_are_the_api_s_and_declare_their_bodies(api):
             assert api[path][method].body, f"{method} {path} declares no request body"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_no_request_gets_a_server_error(api, method, path, mode):

@@ -99,6 +99,7 @@ def test_two_condition_guidance_follows_the_formula_in_one_batch(pose, text):
     assert (ep0 - e00).abs().max() > 1e-2 and (ept - ep0).abs().max() > 1e-2  # the branches differ
 
 
+@pytest.mark.slow
 def test_a_tiny_model_trained_with_tags_draws_the_prompted_colour():
     """Red and blue images (encoded by the built-in VQ) tagged `red` / `blue` under random poses: after 150
     steps the prompt decides the colour of the drawing far more often than chance (8 of 16)."""
@@ -150,6 +151,7 @@ def test_text_options_on_a_pose_only_model_are_one_clear_error(capsys, tmp_path)
     assert code == 0, err  # an empty prompt is no prompt
 
 
+@pytest.mark.slow
 def test_train_with_tags_then_prompt_warn_and_redraw_through_the_cli(world, capsys, tmp_path):
     """A tiny model trained on the tiny world's tags: its folder carries the vocabulary; a prompt is used,
     its unknown tags reported in one line, recorded in the PNG and redrawn from it; an empty prompt is none."""
@@ -200,6 +202,7 @@ def test_clip_text_encoder_gives_one_token_per_prompt_and_saves_without_the_clip
     assert torch.allclose(again(**again.prepare(["red hair"])), tokens[:1], atol=1e-6)  # CLIP batched by 1, not 3
 
 
+@pytest.mark.slow
 def test_transformer_with_tags_takes_a_prompt_prefix_and_two_guidance_scales(world, capsys, tmp_path):
     """A tiny code transformer trained on the tiny world's tags: the tags come before the pose in its
     prefix; sampling with both guidance scales draws the same codes with and without the KV cache; the

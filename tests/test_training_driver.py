@@ -79,6 +79,7 @@ def _assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["vq", "vq-image-folder", "ldm", "transformer", "transformer-2-workers"])
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(stage, world, tmp_path):
     steps = 6
@@ -106,6 +107,7 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(stage, wor
         assert any(k.startswith("ema.module.unet.") for k in expected["state_dict"])
 
 
+@pytest.mark.slow
 def test_a_run_folder_of_another_stage_or_config_is_refused_before_training(world, tmp_path):
     out = tmp_path / "run"
     options = RunOptions(out, device="cpu", max_steps=1, progress=False)
@@ -174,6 +176,7 @@ def test_every_parameter_of_the_transformer_module_gets_a_gradient(world):
     assert not [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
 
 
+@pytest.mark.slow
 def test_a_rank_started_by_another_process_dies_with_it():
     """A rank that outlives rank 0 waits for it in the next collective forever (seen: 14 minutes at one
     core): ranks started by rank 0 ask the kernel to kill them when their parent dies."""

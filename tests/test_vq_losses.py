@@ -77,6 +77,7 @@ def test_lpips_backbone_missing_is_an_error_that_says_how_to_get_it(tmp_path, mo
         build_lpips(str(tmp_path / "missing.pth"))
 
 
+@pytest.mark.slow
 def test_lpips_loads_vgg16_weights_from_a_file(tmp_path):
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)

@@ -43,6 +43,7 @@ def _l1(vq, batch: torch.Tensor) -> float:
         return float((vq(batch).sample - batch).abs().mean())
 
 
+@pytest.mark.slow
 def test_toy_f4_training_lowers_reconstruction_error(images, tmp_path):
     # LPIPS off to keep the test fast; the discriminator joins for the last 20 steps
     config = _config(tmp_path, loss={"perceptual_weight": 0.0, "disc_start": 80},
@@ -67,6 +68,7 @@ def test_toy_f4_training_lowers_reconstruction_error(images, tmp_path):
     assert any("train/d_loss" in p.read_text() for p in logged)  # the discriminator did train
 
 
+@pytest.mark.slow
 def test_unreadable_images_are_skipped_and_listed(images, tmp_path):
     folder = tmp_path / "mixed"
     write_shapes(folder / "sub", 4)
