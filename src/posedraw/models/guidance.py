@@ -4,7 +4,8 @@
 
 `0` is the null pose or no text (a negative prompt takes the place of no text). Only the predictions a
 setting needs are computed: with both scales 1 only e(p, t); with pose scale 1, e(0, 0) drops out; a
-model without text has no text term. The same composition serves the diffusion model (on noise
+model without text has no text term. `GuidanceScales` says which predictions to make and splits them; the
+composition itself is `guided` (models/diffusion_math.py), the same for the diffusion model (on noise
 predictions) and the code transformer (on logits).
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from posedraw.models.diffusion_math import guided
 
 Branch = tuple[bool, bool]  # (with the pose, with the prompt)
 
@@ -37,12 +40,7 @@ class GuidanceScales:
         parts = dict(zip(branches, outputs.chunk(len(branches))))
         if len(parts) == 1:
             return outputs
-        base = parts.get((False, False))
-        posed = parts[(True, False)]
-        guided = posed if base is None else base + self.pose * (posed - base)
-        if (True, True) in parts:
-            guided = guided + self.text * (parts[(True, True)] - posed)
-        return guided
+        return guided(parts[(True, False)], parts.get((False, False)), parts.get((True, True)), self.pose, self.text)
 
 
 __all__ = ["Branch", "GuidanceScales"]

@@ -1,12 +1,17 @@
 """The diffusion UNet of new posedraw models: a typed config in the original's terms -> diffusers
-UNet2DConditionModel (the same network family the original checkpoints convert into)."""
+UNet2DConditionModel (the same network family the original checkpoints convert into), and the one call
+that runs it on a pose conditioning (`denoise`), for training and sampling alike."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from diffusers import UNet2DConditionModel
+
+if TYPE_CHECKING:
+    from posedraw.models.conditioning import PoseConditioning
 
 
 @dataclass(frozen=True)
@@ -23,8 +28,11 @@ class UNetConfig:
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        if any(self.model_channels * m % self.num_head_channels for m in self.channel_mult):
-            raise ValueError("model_channels * channel_mult must be divisible by num_head_channels")
+        # a ValueError here is reported by the config loader as one ConfigError naming the `unet` section
+        widths = [self.model_channels * m for m in self.channel_mult]
+        if self.num_head_channels < 1 or any(w % self.num_head_channels for w in widths):
+            raise ValueError(f"model_channels x channel_mult: expected multiples of num_head_channels "
+                             f"({self.num_head_channels}), got {', '.join(map(str, widths))}")  # fmt: skip
 
 
 def build_unet(config: UNetConfig, extra_in_channels: int = 0, pooled_dim: int = 0) -> UNet2DConditionModel:
@@ -55,3 +63,16 @@ def build_unet(config: UNetConfig, extra_in_channels: int = 0, pooled_dim: int =
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     return unet
+
+
+def denoise(unet: UNet2DConditionModel, x: torch.Tensor, t: torch.Tensor, cond: PoseConditioning) -> torch.Tensor:
+    """The UNet's prediction (eps, v or x0, as it was trained) for noisy latents `x` at timesteps `t` under
+    `cond`, as CompVis's `apply_model(x, t, cond)`: the pose maps (if any) concatenated to the input
+    channels, the pose and text tokens as cross-attention context, the pooled text (if any) as the class
+    embedding. Training's loss and every sampler call this one function, so they cannot disagree on how
+    the conditioning enters the network."""
+    model_input = x if cond.maps is None else torch.cat([x, cond.maps.to(x.dtype)], dim=1)
+    return unet(model_input, t, encoder_hidden_states=cond.context, class_labels=cond.pooled).sample
+
+
+__all__ = ["UNetConfig", "build_unet", "denoise"]

@@ -10,9 +10,9 @@ Latents: the diffusion model works on `vq latent * vq.config.scaling_factor`; a 
 factor before decoding, and decoding quantizes it first, as the original does.
 
 Every option is checked before any work (`check_options`, drawing.py). A step that still produces inf or
-nan (a damaged model, start latents too large for it) is recorded on the device without a host sync and
-raised once, before decoding, as a `SamplingError` naming the first such step: quantization would
-otherwise turn nan into a valid-looking all-black image.
+nan (a damaged model, start latents too large for it) is noted on the device without a host sync and
+raised once, before decoding, as a `SamplingError` naming the first such step (models/nonfinite.py).
+The network runs through `denoise` (models/unet.py), the call training uses too.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ from diffusers import UNet2DConditionModel, VQModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from posedraw.devices import inference_autocast
-from posedraw.errors import PosedrawError, SamplingError
+from posedraw.errors import PosedrawError
 from posedraw.models.conditioning import PoseConditioning, PoseEncoder
+from posedraw.models.diffusion_math import predicted_x0
 from posedraw.models.guidance import Branch, GuidanceScales
+from posedraw.models.nonfinite import FirstNonFinite
 from posedraw.models.text import TextEncoder
+from posedraw.models.unet import denoise
 from posedraw.models.vq import decode
 from posedraw.pipelines.drawing import (
     GUIDANCE_EXPECTED,
@@ -42,16 +45,6 @@ from posedraw.pipelines.drawing import (
 )
 from posedraw.pipelines.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, checked_sampler, step_kwargs
 from posedraw.pose import Pose
-
-
-def predicted_x0(model_input: torch.Tensor, output: torch.Tensor, alpha_bar: torch.Tensor, kind: str) -> torch.Tensor:
-    """The clean latent a network output implies, from the variance-preserving model input."""
-    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-    if kind == "epsilon":
-        return (model_input - s * output) / a
-    if kind == "v_prediction":
-        return a * model_input - s * output
-    return output
 
 
 def initial_noise(seeds: Sequence[int], shape: tuple[int, int, int]) -> torch.Tensor:
@@ -146,10 +139,8 @@ class KeypointLDMPipeline(DrawingPipeline):
 
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, cond: PoseConditioning, branches: list[Branch], scales):
         x = x.repeat(len(branches), 1, 1, 1)  # one batch: every branch the guidance needs
-        unet_input = x if cond.maps is None else torch.cat([x, cond.maps.to(x.dtype)], dim=1)
         with inference_autocast(self.device):
-            output = self.unet(unet_input, t, encoder_hidden_states=cond.context, class_labels=cond.pooled).sample
-            output = output.float()
+            output = denoise(self.unet, x, t, cond).float()
         return scales.combine(output, branches)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -198,25 +189,18 @@ class KeypointLDMPipeline(DrawingPipeline):
         kwargs = step_kwargs(scheduler, eta, generators)
         intermediates = []
         alphas = scheduler.alphas_cumprod.to(self.device)
-        first_bad = torch.full((), -1, device=self.device)  # the first step with inf or nan (-1: none)
+        nonfinite = FirstNonFinite(self.device)
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
             model_input = scheduler.scale_model_input(x, t)
             output = self._denoise(model_input, t, cond, branches, scales)
             if x0_every and (i % x0_every == 0 or i == len(scheduler.timesteps) - 1):
-                x0 = predicted_x0(model_input, output, alphas[round(float(t))], scheduler.config.prediction_type)
+                alpha_bar = alphas[t.round().long()]  # indexed on the device: no host sync
+                x0 = predicted_x0(model_input, output, alpha_bar, scheduler.config.prediction_type)
                 intermediates.append((i, self.decode_latents(x0)))
             x = scheduler.step(output, t, x, **kwargs).prev_sample
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(x).all(), i, first_bad)
-        check_finite(first_bad, len(scheduler.timesteps))
+            nonfinite.note(i, x)
+        nonfinite.check(
+            f"step {{}} of {len(scheduler.timesteps)}", "try a lower --guidance or --text-guidance, or another sampler"
+        )
         images = finite_images(self.decode_latents(x))
         return Drawing(images, x / self.vq.config.scaling_factor, latents=x, intermediates=intermediates)
-
-
-def check_finite(first_bad: torch.Tensor, steps: int) -> None:
-    """Raise SamplingError if a step made inf or nan (`first_bad`: its index, -1 for none): one host sync."""
-    step = int(first_bad)
-    if step >= 0:
-        raise SamplingError(
-            f"step {step + 1} of {steps}: the model produced non-finite values (inf or nan), so no image was "
-            "made; try a lower --guidance or --text-guidance, or another sampler"
-        )

@@ -22,7 +22,7 @@ from posedraw.devices import optimizer_options
 from posedraw.models.conditioning import PoseConditioning
 from posedraw.models.diffusion_math import snr_weights
 from posedraw.models.text import TextEncoder, training_prompts
-from posedraw.models.unet import build_unet
+from posedraw.models.unet import build_unet, denoise
 from posedraw.pose import Pose
 from posedraw.train.driver import PoseBatchTransfer
 from posedraw.train.ema import averaged_copy, update_ema
@@ -90,8 +90,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         if self.pose_encoder.has_null:
             drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
         cond = self.with_text(self.conditioning(poses, drop), tags or [[] for _ in poses])
-        x = noisy if cond.maps is None else torch.cat([noisy, cond.maps], dim=1)
-        output = self.unet(x, t, encoder_hidden_states=cond.context, class_labels=cond.pooled).sample
+        output = denoise(self.unet, noisy, t, cond)
         target = noise if config.prediction == "epsilon" else self.schedule.get_velocity(latents, noise, t)
         per_sample = F.mse_loss(output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         if config.min_snr_gamma > 0:
