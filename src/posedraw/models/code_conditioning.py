@@ -9,7 +9,8 @@ code cell), projected to the transformer's width and added to the input embeddin
 predicts that code (the last prefix token predicts code 0, code i predicts code i + 1). GPT-2 then knows,
 for every code it draws, which joints and limbs pass through its cell: the spatial conditioning the
 diffusion model gets from its maps, where a prefix alone leaves the model to learn geometry from 17 ids.
-The null pose has the null prefix and all-zero maps. Models trained before maps existed have `maps: false`.
+The null pose has the null prefix and all-zero maps. With `maps: false` the prefix is the whole pose
+conditioning, as in the original system (and in folders that predate the maps).
 
 Tags (`max_tags` > 0): the prompt's known tags come first, as `max_tags` ids after the null pose's id in
 the vocabulary (sorted, then a "no tag" id), then the 17 pose ids. No tag at all is the null text.
@@ -142,21 +143,14 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
             raise PosedrawError("--guidance: this transformer was trained without pose dropout (no null pose); use 1")
 
 
-def input_embeddings(model, ids: torch.Tensor, pose_maps: torch.Tensor | None, prefix: int = PREFIX) -> torch.Tensor:
-    """GPT-2 input embeddings of `ids` (a prefix of length `prefix`, then codes) with the projected pose maps
-    (B, n, width) added at the positions that predict each code (position prefix - 1 predicts code 0)."""
-    x = model.transformer.wte(ids)
-    placed = placed_maps(pose_maps, ids.shape[1], prefix)
-    return x if placed is None else x + placed.to(x.dtype)
-
-
 def placed_maps(pose_maps: torch.Tensor | None, length: int, prefix: int = PREFIX) -> torch.Tensor | None:
     """The projected pose maps (B, n, width) placed on a sequence of `length` positions: map k at the position
-    that predicts code k (prefix - 1 + k), zeros elsewhere; None without maps."""
+    that predicts code k (prefix - 1 + k), zeros elsewhere; None without maps. Added to the GPT's input
+    embeddings (`CodeGPT.forward` in models/transformer.py)."""
     if pose_maps is None:
         return None
     n = min(pose_maps.shape[1], length - (prefix - 1))
     return F.pad(pose_maps[:, :n], (0, 0, prefix - 1, length - (prefix - 1) - n))
 
 
-__all__ = ["MAP_CHANNELS", "PREFIX", "CodePoseEncoder", "input_embeddings", "placed_maps"]
+__all__ = ["MAP_CHANNELS", "PREFIX", "CodePoseEncoder", "placed_maps"]

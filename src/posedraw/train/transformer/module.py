@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from posedraw.devices import optimizer_options
-from posedraw.models.code_conditioning import CodePoseEncoder, input_embeddings
+from posedraw.models.code_conditioning import CodePoseEncoder, placed_maps
 from posedraw.models.text import training_prompts
-from posedraw.models.transformer import build_transformer, pose_encoder_for
+from posedraw.models.transformer import CodeGPT, build_transformer, pose_encoder_for
 from posedraw.pose import Pose
 from posedraw.train.driver import PoseBatchTransfer
 from posedraw.train.transformer.config import TransformerRunConfig
@@ -42,11 +42,11 @@ def sequence_loss(
     inputs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean cross-entropy of the codes (B, h, w) given the prefix (B, tags + 17) and projected pose maps
-    (B, h * w, width), teacher-forced on `inputs` (the codes themselves unless corrupted)."""
+    (B, h * w, width), teacher-forced on `inputs` (the codes themselves unless corrupted). The forward is
+    the one sampling runs (`CodeGPT`), over the whole sequence; logits only where codes are predicted."""
     targets, length = codes.flatten(1), prefix.shape[1]
     ids = torch.cat([prefix, (codes if inputs is None else inputs).flatten(1)[:, :-1]], dim=1)
-    embeds = input_embeddings(model, ids, pose_maps, length)
-    logits = model(inputs_embeds=embeds).logits[:, length - 1 :, :num_codes]
+    logits = CodeGPT(model, num_codes).forward(ids, placed_maps(pose_maps, ids.shape[1], length), length - 1)
     return F.cross_entropy(logits.float().reshape(-1, num_codes), targets.reshape(-1))
 
 
