@@ -39,6 +39,9 @@ MORE_TAGS = "expected 0 (from the data) or more"
         ("ldm", "train", {"learning_rate": -1e-4}, "train: learning_rate: expected 0 or more, got -0.0001"),
         ("transformer", "train", {"num_workers": -1}, "train: num_workers: expected 0 or more, got -1"),
         ("vq", "train", {"betas": [0.5, 1.5]}, "train: betas: expected two values in [0, 1) (Adam's), got [0.5, 1.5]"),
+        ("vq", "model", {"ch_mult": []}, "model: ch_mult: expected a non-empty list of positive multipliers, got []"),
+        ("vq", "model", {"ch": 10}, "model: ch: expected ch x every ch_mult to be a multiple of norm_num_groups (32), "
+                                    "got ch 10 with ch_mult [1, 2, 4]"),
     ],
 )  # fmt: skip
 def test_a_config_that_cannot_train_is_refused_before_the_data_are_read(capsys, tmp_path, stage, section, values,

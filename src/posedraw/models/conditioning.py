@@ -193,6 +193,8 @@ class PlacedPoseEncoder(PoseEncoder):
         max_people: int = 1,
     ) -> None:
         super().__init__()
+        # ValueErrors: a model folder's config.json is read here, and loading reports a library error as one
+        # CheckpointError naming the folder (models/files.READ_ERRORS); training configs are checked before
         if mode not in ("tokens", "maps", "tokens+maps"):
             raise ValueError(f"mode: expected tokens, maps or tokens+maps, got {mode!r}")
         if map_kind not in ("heatmaps", "skeleton"):

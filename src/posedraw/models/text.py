@@ -84,6 +84,7 @@ class TagEncoder(TextEncoder):
     @register_to_config
     def __init__(self, vocabulary: Sequence[str] = (), dim: int = 64, max_tags: int = 16) -> None:
         super().__init__()
+        # a ValueError, as PlacedPoseEncoder's: loading reports it as one CheckpointError naming the folder
         if max_tags < 1:
             raise ValueError(f"max_tags: expected at least 1, got {max_tags}")
         self.ids = {tag: i for i, tag in enumerate(vocabulary)}

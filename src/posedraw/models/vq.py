@@ -26,7 +26,11 @@ VQ_SUBFOLDER = "vq"
 
 @dataclass(frozen=True)
 class VQConfig:
-    """Architecture of a VQGAN, in the original (taming-transformers `ddconfig`) terms."""
+    """Architecture of a VQGAN, in the original (taming-transformers `ddconfig`) terms.
+
+    A value no network can be built from is a ValueError naming the field: the two readers of these values,
+    `posedraw.config.from_dict` (YAML configs) and `compat.vq.vq_config_from_original` (original configs),
+    turn it into one ConfigError or CheckpointError naming the file."""
 
     resolution: int = 256
     in_channels: int = 3
@@ -42,9 +46,12 @@ class VQConfig:
 
     def __post_init__(self) -> None:
         if not self.ch_mult or any(m <= 0 for m in self.ch_mult):
-            raise ValueError("ch_mult: expected a non-empty list of positive multipliers")
+            raise ValueError(f"ch_mult: expected a non-empty list of positive multipliers, got {list(self.ch_mult)}")
         if any((self.ch * m) % self.norm_num_groups for m in self.ch_mult):
-            raise ValueError(f"ch * ch_mult must be divisible by norm_num_groups ({self.norm_num_groups})")
+            raise ValueError(
+                f"ch: expected ch x every ch_mult to be a multiple of norm_num_groups ({self.norm_num_groups}), "
+                f"got ch {self.ch} with ch_mult {list(self.ch_mult)}"
+            )
 
     @property
     def downsampling(self) -> int:
