@@ -37,6 +37,7 @@ def test_samples_round_trip_through_shards(tmp_path):
         assert sample.meta["caption"] == toy.caption
 
 
+@pytest.mark.slow
 def test_a_rebuild_of_the_same_inputs_gives_identical_shards(tmp_path):
     _toy(tmp_path / "a")
     _toy(tmp_path / "b", workers=2)
@@ -177,6 +178,7 @@ def danbooru(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_building_from_a_danbooru_layout_end_to_end(danbooru, tmp_path):
     items, orphans = find_inputs(danbooru / "512px", danbooru / "keypoints", danbooru / "metadata.jsonl")
     assert orphans == 1 and len(items) == 37
