@@ -9,6 +9,7 @@ import pytest
 from posedraw.errors import PosedrawError
 from posedraw.pipelines.checks import seed_run
 from posedraw.pipelines.drawing import MAX_SEED
+from posedraw.pose import parse_pose
 from posedraw.studio.drawing import Limits, Models
 from tests.cli_helpers import run_cli
 from tests.studio_helpers import STANDING, builtin_pipelines, small_limits_client  # skips without fastapi
@@ -42,3 +43,19 @@ def test_the_studio_takes_every_seed_the_command_line_takes():
     models = Models(dict(builtin_pipelines()), Limits())
     request = models.request({"pose": STANDING, "seed": 2**40, "count": 3})
     assert request.seed == 2**40 and request.count == 3
+
+
+def test_a_prompt_for_a_model_without_text_is_refused_by_one_check_everywhere(capsys, tmp_path):
+    """The command line, the studio and the pipeline call refuse it with the same words (check_options)."""
+    refusal = "--prompt: this model was trained without text (it draws from the pose alone)"
+    (tmp_path / "pose.json").write_text(json.dumps(STANDING))
+    code, _, err = run_cli(capsys, "generate", "--model", "builtin:transformer", "--pose", tmp_path / "pose.json",
+                           "--prompt", "red hair", "--out", tmp_path / "out")  # fmt: skip
+    assert code == 2 and err == f"error: {refusal}\n"
+    models = Models(dict(builtin_pipelines()), Limits())
+    with pytest.raises(PosedrawError) as studio:
+        models.request({"pose": STANDING, "model": "builtin:transformer", "options": {"prompt": "red hair"}})
+    assert getattr(studio.value, "status", None) == 400 and str(studio.value) == f"options: {refusal}"
+    pipeline = builtin_pipelines()["builtin:transformer"]
+    with pytest.raises(PosedrawError, match=f"^{refusal}$".replace("(", r"\(").replace(")", r"\)")):
+        pipeline([parse_pose(STANDING)], seeds=[0], prompt="red hair")
