@@ -17,7 +17,16 @@ from posedraw.pose.schema import PART_SIZES, PARTS
 settings.register_profile(
     "posedraw", derandomize=True, deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow]
 )
+# the edit-test loop (pytest -m "not slow"): the same properties on fewer examples; CI runs all 200
+settings.register_profile("posedraw-quick", settings.get_profile("posedraw"), max_examples=50)
 settings.load_profile("posedraw")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`-m "not slow"` loads the quick hypothesis profile, unless --hypothesis-profile names one."""
+    if "not slow" in (config.getoption("markexpr") or "") and not config.getoption("--hypothesis-profile"):
+        settings.load_profile("posedraw-quick")
+
 
 REPO = Path(__file__).resolve().parents[1]
 
