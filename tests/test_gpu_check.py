@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,17 +11,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow  # a process that trains three stages
+pytestmark = pytest.mark.slow  # trains and resumes three stages
 
 
-def test_gpu_check_runs_every_check_at_toy_sizes_on_the_cpu(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--device", "cpu", "--tiny", "--json",
-         str(tmp_path / "check.json")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+def test_gpu_check_runs_every_check_at_toy_sizes_on_the_cpu(tmp_path, capsys, monkeypatch):
+    """Its `main` with its command-line arguments, in this process: no second start of torch and Lightning."""
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["bench/gpu_check.py", "--device", "cpu", "--tiny", "--json", str(tmp_path / "check.json")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        bench.main()
+    out, err = capsys.readouterr()
+    assert exited.value.code == 0, err[-3000:]
+    report = json.loads(out.strip().splitlines()[-1])
     assert report == json.loads((tmp_path / "check.json").read_text())
     checks = report["checks"]
     assert report["passed"] and all(c["pass"] for c in checks.values())
