@@ -65,6 +65,7 @@ def test_legacy_context_of_the_example_poses_is_the_reference_context(pipeline, 
     assert torch.equal(context[:1], expected["ddim_context"])
 
 
+@pytest.mark.slow
 def test_ddim_10_steps_reproduces_the_reference_latent_and_image(pipeline, fixture, keypoint_files):
     _, expected = fixture
     pose = read_pose(keypoint_files["1000846"])
