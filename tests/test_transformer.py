@@ -228,6 +228,7 @@ def test_weight_decay_spares_biases_norms_and_embeddings():
     assert any(names[i].endswith("wte.weight") for i in no_decay) and any("ln_" in names[i] for i in no_decay)
 
 
+@pytest.mark.slow
 def test_pose_lowers_held_out_cross_entropy_of_the_builtin_transformer(codes):
     """The shipped model (trained with pose dropout 0.1): held-out figures' codes are likelier given their
     poses than given the null pose."""
@@ -238,6 +239,7 @@ def test_pose_lowers_held_out_cross_entropy_of_the_builtin_transformer(codes):
     assert losses[True] < losses[False] - 0.3, losses
 
 
+@pytest.mark.slow
 def test_config_that_disagrees_with_the_cache_is_refused(codes, tmp_path):
     root, _, _ = codes
     config = yaml.safe_load(_config(tmp_path).read_text())
@@ -247,6 +249,7 @@ def test_config_that_disagrees_with_the_cache_is_refused(codes, tmp_path):
         train_transformer(tmp_path / "bad.yaml", root / "cache", builtin_model(), RunOptions(tmp_path / "o"))
 
 
+@pytest.mark.slow
 def test_train_resume_generate_and_tune_through_the_cli(codes, tmp_path, capsys):
     root, _, _ = codes
     config, out = _config(tmp_path, max_steps=10), tmp_path / "run"
@@ -295,6 +298,7 @@ def test_options_the_model_does_not_take_are_refused_by_name(capsys, tmp_path, m
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_both_generators_save_load_and_answer_the_same_call(tmp_path):
     vq = load_vq(builtin_model())
     torch.manual_seed(0)
