@@ -202,21 +202,27 @@ def test_a_sampling_step_never_reads_the_device(monkeypatch):
     assert reads(replace(TINY, grid=2)) == reads(TINY) <= 2
 
 
-def test_a_transformer_and_pose_encoder_that_do_not_belong_together_are_one_error(capsys, tmp_path):
-    """A model folder whose pose encoder wants more positions than the transformer has: one line, no image."""
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [({"grid": 20}, "n_positions: expected at least 417 (the pose encoder's prefix of 17 and 20x20 codes), got 273"),
+     ({"pose_grid": 32}, "vocab_size: expected at least 1282 (the pose encoder's ids), got 322")],
+)  # fmt: skip
+def test_a_transformer_and_pose_encoder_that_do_not_belong_together_are_one_error(capsys, tmp_path, edit, message):
+    """A model folder whose pose encoder wants more positions or ids than the transformer has: one line naming
+    the transformer's config, no image (an index error deep in the forward otherwise)."""
     vq = load_vq(builtin_model())
     config = replace(TINY, num_codes=vq.config.num_vq_embeddings, grid=16)
     CodeTransformerPipeline(build_transformer(config), vq, encoder_for(config, null_pose=True)).save_pretrained(
         tmp_path / "m"
     )
     encoder_config = tmp_path / "m" / "pose_encoder" / "config.json"
-    encoder_config.write_text(json.dumps({**json.loads(encoder_config.read_text()), "grid": 20}))
+    encoder_config.write_text(json.dumps({**json.loads(encoder_config.read_text()), **edit}))
     (tmp_path / "p.json").write_text(json.dumps(dump_pose(make_toy_sample(1, 64).pose)))
     capsys.readouterr()  # saving's progress bars
     code, _, err = run_cli(capsys, "generate", "--model", tmp_path / "m", "--pose", tmp_path / "p.json",
                            "--out", tmp_path / "out")  # fmt: skip
     assert code == 2 and err.count("\n") == 1, err
-    assert err.startswith("error: transformer/config.json n_positions: expected at least 417"), err
+    assert err.strip() == f"error: transformer/config.json {message}"
     assert not list((tmp_path / "out").glob("*.png"))
 
 
