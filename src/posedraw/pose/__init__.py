@@ -1,6 +1,7 @@
 """Everything about keypoints: the Pose type, formats, transforms, rendering, tokens and metrics.
 
-This package imports no model code; torch is imported only inside `render_heatmaps`.
+This package imports no model code; torch is imported only inside the heatmap functions
+(`render.gaussian_heatmaps`, `render_heatmaps`).
 """
 
 from posedraw.pose.core import Part, Pose
