@@ -7,8 +7,7 @@ import json
 import pytest
 
 from posedraw.errors import PosedrawError
-from posedraw.pipelines.checks import seed_run
-from posedraw.pipelines.drawing import MAX_SEED
+from posedraw.pipelines.drawing import MAX_SEED, seed_run
 from posedraw.pose import parse_pose
 from posedraw.studio.drawing import Limits, Models
 from tests.cli_helpers import run_cli

@@ -115,7 +115,7 @@ def generate(
     from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
     from posedraw.pipelines import load_pipeline
-    from posedraw.pipelines.checks import seed_run
+    from posedraw.pipelines.drawing import seed_run
     from posedraw.pipelines.generate import Job, Outputs, load_start_latents, run_jobs
     from posedraw.pose import read_pose
 

@@ -158,6 +158,17 @@ def check_seed(seed: Any, name: str = "--seed") -> int:
     return int(seed)
 
 
+def seed_run(first: Any, count: int, seed_name: str = "--seed", count_name: str = "--num") -> list[int]:
+    """The seeds of `count` images from `first` (first, first + 1, ...), each one a generator takes.
+
+    The command line (`--seed`, `--num`) and the studio (`seed`, `count`) share it. The last seed is checked
+    too: a first seed near the top of the range leaves no room for more images, which is the count's fault,
+    so the error names both fields."""
+    first = check_seed(first, seed_name)
+    check_seed(first + count - 1, f"{count_name} (the last seed, {seed_name} + {count_name} - 1)")
+    return list(range(first, first + count))
+
+
 def check_seeds(poses: list[Pose], seeds: Sequence[int] | None) -> list[int]:
     """One seed per pose (default: 0, 1, 2, ...), each one a generator takes."""
     seeds = list(seeds) if seeds is not None else list(range(len(poses)))
@@ -176,5 +187,7 @@ def per_pose(prompt: str | Sequence[str], batch: int, name: str) -> list[str]:
     return list(prompts)
 
 
-__all__ = ["GUIDANCE_EXPECTED", "MAX_GUIDANCE", "MAX_SEED", "TEXT_OPTIONS", "Drawing", "DrawingPipeline", "Option",
-           "check_seed", "check_seeds", "finite_images", "number_in", "per_pose"]  # fmt: skip
+__all__ = [
+    "GUIDANCE_EXPECTED", "MAX_GUIDANCE", "MAX_SEED", "TEXT_OPTIONS", "Drawing", "DrawingPipeline", "Option",
+    "check_seed", "check_seeds", "finite_images", "number_in", "per_pose", "seed_run",
+]  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from posedraw.pipelines.drawing import MAX_SEED
 from posedraw.pose.schema import JOINTS
 from posedraw.studio.drawing import Models
 from posedraw.studio.tuning import MAX_TUNE_STEPS
@@ -88,7 +89,7 @@ def drawing_schema(models: Models, example_pose: Any, preview: bool) -> dict[str
         "pose": pose_schema(example_pose),
         "model": {"enum": list(models.pipelines), "description": "one of the models given at start"},
         "options": options_schema(models),
-        "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
         "client": {"type": "string", "description": "the tab or script sending it (its jobs and previews)"},
     }
     if preview:

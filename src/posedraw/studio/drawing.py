@@ -16,8 +16,7 @@ from typing import Any
 
 from posedraw.data.images import to_image
 from posedraw.errors import PosedrawError
-from posedraw.pipelines.checks import seed_run
-from posedraw.pipelines.drawing import DrawingPipeline
+from posedraw.pipelines.drawing import DrawingPipeline, seed_run
 from posedraw.pipelines.generate import Job, Outputs, write_job
 from posedraw.pose import Pose, parse_pose
 
