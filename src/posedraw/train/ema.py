@@ -2,7 +2,9 @@
 
 The average is torch's `AveragedModel`, held as a submodule of the LightningModule: it moves with the module
 (`.to(device)`), is part of its state dict (so `last.ckpt` holds it and a resume restores it exactly), and
-its parameters are frozen, so DDP neither reduces nor waits for them.
+its parameters are frozen, so DDP neither reduces nor waits for them. The update is ours, not
+`AveragedModel.update_parameters`: that one branches on its device-side update count (`if n_averaged > 0`),
+a host read every training step.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from torch.optim.swa_utils import AveragedModel
 class WarmupEMA:
     """`multi_avg_fn` of an EMA whose decay warms up: min(decay, (1 + n) / (10 + n)) after n updates (the
     warm-up diffusers' EMAModel uses), so early averages are not dominated by the random initial weights.
-    Computed on the device, without a host sync."""
+    The first update (n = 0) copies the weights (lerp with weight 1 is exact). Computed on the device, without
+    a host sync."""
 
     def __init__(self, decay: float) -> None:
         self.decay = decay
 
     def __call__(self, averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
         n = updates.to(averaged[0].dtype)
-        decay = torch.clamp((1 + n) / (10 + n), max=self.decay)
+        decay = torch.where(n == 0, 0.0, torch.clamp((1 + n) / (10 + n), max=self.decay))
         torch._foreach_lerp_(averaged, current, 1 - decay)
 
 
@@ -35,4 +38,7 @@ def averaged_copy(modules: dict[str, torch.nn.Module], decay: float) -> Averaged
 def update_ema(ema: AveragedModel, modules: dict[str, torch.nn.Module]) -> None:
     """One EMA step towards the current weights of `modules` (the same names as at creation)."""
     with torch.no_grad():
-        ema.update_parameters(torch.nn.ModuleDict(modules))
+        averaged = [p.detach() for p in ema.module.parameters()]
+        current = [p.detach() for p in torch.nn.ModuleDict(modules).parameters()]
+        ema.multi_avg_fn(averaged, current, ema.n_averaged)
+        ema.n_averaged += 1

@@ -101,7 +101,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch["latent"], batch["pose"], batch.get("tags"))
-        self.log("loss", loss, prog_bar=True)
+        self.log("loss", loss)  # not prog_bar: Lightning reads those to the host every step
         return loss
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:

@@ -56,9 +56,10 @@ def conditioning(
     """Prefix ids and projected pose maps of a batch; the samples `drop`ped get the null pose (null pose
     ids, all-zero maps). The null pose takes part in every batch, so its parameters always get a gradient."""
     pose, maps = encoder.pose_prefix(poses).to(device), encoder.maps(poses)
+    maps = None if maps is None else maps.to(device)  # dropped on the device: no read of `drop` to the host
     if drop is not None:
         pose = torch.where(drop[:, None], encoder.null_token, pose)
-        maps = None if maps is None else torch.where(drop.cpu()[:, None, None], 0.0, maps)
+        maps = None if maps is None else torch.where(drop[:, None, None], 0.0, maps)
     prefix = pose
     if encoder.takes_text:
         prefix = torch.cat([encoder.text_prefix(prompts or [[] for _ in poses]).to(device), pose], dim=1)
@@ -111,5 +112,5 @@ class CodeTransformerModule(PoseBatchTransfer, L.LightningModule):
             keep = torch.rand(codes.shape, device=self.device) < train.keep_prob
             inputs = torch.where(keep, codes, torch.randint_like(codes, model_config.num_codes))
         loss = sequence_loss(self.model, model_config.num_codes, codes, prefix, pose_maps, inputs)
-        self.log("loss", loss, prog_bar=True)
+        self.log("loss", loss)  # not prog_bar: Lightning reads those to the host every step
         return loss

@@ -6,6 +6,8 @@ the reconstruction once, and the discriminator step reuses it detached; the resu
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 
@@ -25,8 +27,23 @@ class VQGANModule(L.LightningModule):
             for part in (self.vq.encoder, self.vq.quant_conv, self.vq.quantize):
                 part.requires_grad_(False)
         self.automatic_optimization = False
-        # steps of the generator; Lightning's global_step counts every optimizer's steps
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # steps of the generator (Lightning's global_step counts every optimizer's steps); a host int, read
+        # every step to decide on the discriminator, so that no step waits for the device to say it
+        self.step = 0
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        """The step count is in the state dict as the tensor `step` (checkpoints of every version have it)."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "step"] = torch.tensor(self.step, dtype=torch.long)
+
+    def _load_from_state_dict(
+        self, state_dict: dict, prefix: str, metadata: Any, strict: bool, missing: list, *args: Any
+    ) -> None:
+        if prefix + "step" in state_dict:  # `state_dict` is load_state_dict's own copy
+            self.step = int(state_dict.pop(prefix + "step"))
+        else:
+            missing.append(prefix + "step")  # as a missing buffer would be
+        super()._load_from_state_dict(state_dict, prefix, metadata, strict, missing, *args)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr, betas = self.config.train.learning_rate, tuple(self.config.train.betas)
@@ -38,7 +55,7 @@ class VQGANModule(L.LightningModule):
 
     def training_step(self, images: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()  # type: ignore[misc]
-        step = int(self.step)
+        step = self.step
         out = self.vq(images)
         last_layer = self.vq.decoder.conv_out.weight
         g_loss, logs = self.loss.generator_loss(images, out.sample, out.commit_loss, step, last_layer)
@@ -53,4 +70,4 @@ class VQGANModule(L.LightningModule):
             logs.update(d_logs)
         self.step += 1
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False)
-        self.log("rec", logs["rec_loss"], prog_bar=True)
+        self.log("rec", logs["rec_loss"])  # not prog_bar: Lightning reads those to the host every step
