@@ -66,7 +66,7 @@ def test_the_discriminator_loss_trains_only_the_discriminator_and_it_learns_real
         optimizer.zero_grad()
         d_loss, logs = loss.discriminator_loss(real, fake)
         d_loss.backward()
-    assert float(d_loss.detach()) < 0.5 * first  # measured 0.89, then 0.15 after 4 steps
+    assert float(d_loss.detach()) < 0.5 * first  # a few steps separate 4 fixed images
     assert float(logs["logits_real"] - logs["logits_fake"]) > gap + 1.0  # real and fake pushed apart
 
 
