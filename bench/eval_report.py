@@ -35,7 +35,7 @@ from posedraw.data.toy import make_toy_sample, make_toy_scene
 from posedraw.eval.image_quality import TOY_DETECTOR, image_features, load_extractor
 from posedraw.eval.report import Reference, build_report, read_reference, write_report
 from posedraw.pipelines import load_pipeline
-from posedraw.pipelines.generate import Job, Outputs, run_jobs, write_job
+from posedraw.pipelines.outputs import Job, Outputs, run_jobs, write_job
 
 #: the columns kept in the tables of docs/benchmarks.md (report.json holds them all)
 COLUMNS = ("drawings", "people", "ap", "ap50", "ar", "pck@0.1", "oks", "left_right_swap_rate",

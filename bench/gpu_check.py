@@ -218,10 +218,10 @@ def tune_one(vq_dir: Path, latent: torch.Tensor, clip_model: str, steps: int, de
     from posedraw.models.clip import ClipSpec, load_clip
     from posedraw.models.vq import load_vq
     from posedraw.tuning.clip import TuneOptions, similarities, tune
-    from posedraw.tuning.prompts import Prompt, embed_prompts
+    from posedraw.tuning.prompts import WeightedPrompt, embed_prompts
 
     vq, clip = load_vq(vq_dir, device), load_clip(ClipSpec(clip_model, pretrained=None), device)
-    prompts = [Prompt(text="colorful")]
+    prompts = [WeightedPrompt(text="colorful")]
     embeddings = embed_prompts(clip, prompts)
     options = TuneOptions(steps=steps, cutouts=8)
     started = time.perf_counter()

@@ -16,8 +16,8 @@ pytest.importorskip("fastapi")
 
 from posedraw.pipelines import load_pipeline
 from posedraw.studio.app import Studio, create_app
-from posedraw.studio.drawing import Limits, Models
 from posedraw.studio.jobs import JobQueue
+from posedraw.studio.requests import Limits, Models
 from posedraw.studio.security import Access
 
 STANDING = json.loads((Path(__file__).parents[1] / "examples" / "poses" / "standing.json").read_text())

@@ -22,7 +22,7 @@ from posedraw.eval.attributes import (
     toy_batch,
 )
 from posedraw.models.vq import load_vq
-from posedraw.pipelines.generate import Job, _save_png, metadata
+from posedraw.pipelines.outputs import Job, _save_png, metadata
 from posedraw.pose import JOINTS
 from tests.cli_helpers import run_cli
 

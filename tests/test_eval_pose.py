@@ -12,7 +12,7 @@ from posedraw.data.images import to_tensor
 from posedraw.data.toy import make_toy_sample
 from posedraw.eval.fidelity import detect, fidelity, swaps
 from posedraw.eval.toy_detector import detect_toy_poses, load_detector
-from posedraw.pipelines.generate import METADATA_KEY, Job, metadata
+from posedraw.pipelines.outputs import METADATA_KEY, Job, metadata
 from posedraw.pose import JOINTS, Pose
 
 from .cli_helpers import run_cli

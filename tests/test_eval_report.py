@@ -193,7 +193,7 @@ def drawn(tmp_path_factory) -> Path:
     """Drawings of the built-in model (2 sampler steps) at pose guidance 1 and 2, and toy renders as the
     reference images."""
     from posedraw.pipelines import load_pipeline
-    from posedraw.pipelines.generate import Job, Outputs, run_jobs
+    from posedraw.pipelines.outputs import Job, Outputs, run_jobs
     from posedraw.pose import read_pose
 
     root = tmp_path_factory.mktemp("report")

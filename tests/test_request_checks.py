@@ -9,7 +9,7 @@ import pytest
 from posedraw.errors import PosedrawError
 from posedraw.pipelines.drawing import MAX_SEED, seed_run
 from posedraw.pose import parse_pose
-from posedraw.studio.drawing import Limits, Models
+from posedraw.studio.requests import Limits, Models
 from tests.cli_helpers import run_cli
 from tests.studio_helpers import STANDING, builtin_pipelines, small_limits_client  # skips without fastapi
 

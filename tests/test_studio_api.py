@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from posedraw.pose import parse_pose
 from posedraw.studio.app import create_app
-from posedraw.studio.drawing import Models, PreviewGate
 from posedraw.studio.jobs import FINISHED
+from posedraw.studio.requests import Models, PreviewGate
 from tests.studio_helpers import STANDING, builtin_pipelines, close_studio, make_studio, small_limits_client
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
 from posedraw.studio.app import create_app
-from posedraw.studio.drawing import Limits
+from posedraw.studio.requests import Limits
 from tests.studio_helpers import close_studio, make_studio
 
 #: every operation of the API: a new one must be added here to be fuzzed (a test checks the list)

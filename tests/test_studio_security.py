@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from posedraw.errors import PosedrawError
 from posedraw.studio.app import create_app
-from posedraw.studio.drawing import DrawRequest, Limits, PreviewGate, RequestError, Superseded
+from posedraw.studio.requests import DrawRequest, Limits, PreviewGate, RequestError, Superseded
 from posedraw.studio.security import SECURITY_HEADERS, Access, resolve_token, start_urls
 from tests.studio_helpers import STANDING, close_studio, free_port, make_studio, small_limits_client
 

@@ -22,8 +22,8 @@ from posedraw.devices import resolve_device
 from posedraw.eval.fidelity import FidelityReport, detect, fidelity, in_image_frame
 from posedraw.io import save_image_atomic, write_text_atomic
 from posedraw.models.vq import load_vq
-from posedraw.pipelines.generate import pose_sample_grid
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
+from posedraw.pipelines.outputs import pose_sample_grid
 from posedraw.train.driver import RunOptions
 from posedraw.train.ldm import train_ldm
 from posedraw.train.vq import train_vq

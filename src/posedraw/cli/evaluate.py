@@ -32,7 +32,7 @@ def pose_fidelity(
     from posedraw.data.images import to_tensor
     from posedraw.eval.fidelity import detect, fidelity, in_image_frame
     from posedraw.io import write_text_atomic
-    from posedraw.pipelines.generate import read_png_metadata
+    from posedraw.pipelines.outputs import read_png_metadata
 
     targets, tensors = [], []
     for path in images:
@@ -73,7 +73,7 @@ def attribute_fidelity(
     from posedraw.eval.attributes import attribute_accuracy, classify, load_classifier
     from posedraw.eval.fidelity import in_image_frame
     from posedraw.io import write_text_atomic
-    from posedraw.pipelines.generate import read_png_metadata
+    from posedraw.pipelines.outputs import read_png_metadata
 
     prompts, tensors, poses = [], [], []
     for path in images:

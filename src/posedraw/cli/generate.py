@@ -116,7 +116,7 @@ def generate(
     from posedraw.errors import PosedrawError
     from posedraw.pipelines import load_pipeline
     from posedraw.pipelines.drawing import seed_run
-    from posedraw.pipelines.generate import Job, Outputs, load_start_latents, run_jobs
+    from posedraw.pipelines.outputs import Job, Outputs, load_start_latents, run_jobs
     from posedraw.pose import read_pose
 
     given = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance, "temperature": temperature,
@@ -125,7 +125,7 @@ def generate(
     options = {name: value for name, value in given.items() if value is not None}  # an empty prompt is none
     notes: list[str] = []
     if from_png is not None:
-        from posedraw.pipelines.generate import read_png_metadata
+        from posedraw.pipelines.outputs import read_png_metadata
 
         job, recorded, recorded_model = read_png_metadata(from_png)
         jobs, model, poses = [job], model or recorded_model, {from_png: job.pose}

@@ -55,8 +55,8 @@ def studio(
     try:
         from posedraw.studio import server
         from posedraw.studio.app import Studio, create_app
-        from posedraw.studio.drawing import Limits, Models
         from posedraw.studio.jobs import JobQueue
+        from posedraw.studio.requests import Limits, Models
         from posedraw.studio.security import LOOPBACK, Access, resolve_token, start_urls
     except ImportError as exc:
         missing = f"the studio needs its extra ({exc.name} is missing): pip install 'posedraw[studio]'"

@@ -32,7 +32,7 @@ from torch import nn
 from posedraw.data.filters import torso_length
 from posedraw.data.images import to_tensor
 from posedraw.data.toy import HAIR, OUTFIT, OUTFITS, make_toy_sample
-from posedraw.models.text import Prompt, prompt_tags
+from posedraw.models.text import TextPrompt, prompt_tags
 from posedraw.pose import Pose
 from posedraw.pose.schema import JOINT_INDEX
 
@@ -45,7 +45,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 
 
-def prompt_attributes(prompt: Prompt) -> dict[str, int]:
+def prompt_attributes(prompt: TextPrompt) -> dict[str, int]:
     """The attributes a prompt names, as class indices: {"hair": 3, "outfit": 0, "outfit_colour": 1}."""
     named: dict[str, int] = {}
     for tag in prompt_tags(prompt):
@@ -259,7 +259,7 @@ class AttributeReport:
                                   for n in self.counts}}  # fmt: skip
 
 
-def attribute_accuracy(reading: Reading, prompts: list[Prompt]) -> AttributeReport:
+def attribute_accuracy(reading: Reading, prompts: list[TextPrompt]) -> AttributeReport:
     """Compare what was read with what each prompt named; an attribute the prompt does not name, or whose
     place is outside the picture, is not scored (`counts` says how many were)."""
     hits: dict[str, list[bool]] = {name: [] for name in ATTRIBUTES}

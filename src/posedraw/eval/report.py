@@ -95,7 +95,7 @@ def drawing_files(folder: Path) -> list[Path]:
 def read_drawing(path: Path, folder: Path) -> Drawing:
     from PIL import Image
 
-    from posedraw.pipelines.generate import read_png_metadata
+    from posedraw.pipelines.outputs import read_png_metadata
 
     job, options, model = read_png_metadata(path)
     with Image.open(path) as image:

@@ -139,7 +139,7 @@ def plots(data: dict) -> str:
 
 def drawing_tile(report, index: int, long_side: int = 128) -> Image.Image:
     """The drawing, the asked-for pose on it and the detected pose on it, side by side."""
-    from posedraw.pipelines.generate import side_by_side
+    from posedraw.pipelines.outputs import side_by_side
     from posedraw.pose.render import draw_pose
 
     drawing = report.scores.drawings[index]

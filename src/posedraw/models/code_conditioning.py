@@ -28,7 +28,7 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from posedraw.errors import PosedrawError
 from posedraw.models.conditioning import joint_maps, limb_maps, people_to_draw, square_normalized
-from posedraw.models.text import Prompt, prompt_tags
+from posedraw.models.text import TextPrompt, prompt_tags
 from posedraw.pose import NUM_JOINTS, Pose
 from posedraw.pose.schema import LIMB_INDICES
 
@@ -82,11 +82,11 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
     def takes_text(self) -> bool:
         return self.config.max_tags > 0
 
-    def unknown(self, prompts: Sequence[Prompt]) -> list[str]:
+    def unknown(self, prompts: Sequence[TextPrompt]) -> list[str]:
         """Tags of the prompts this model never learned (reported once, then ignored)."""
         return list(dict.fromkeys(t for p in prompts for t in prompt_tags(p) if t not in self.tag_ids))
 
-    def text_prefix(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+    def text_prefix(self, prompts: Sequence[TextPrompt]) -> torch.Tensor:
         """(B, max_tags) ids of each prompt's known tags, sorted (order-free), then "no tag"."""
         rows = torch.full((len(prompts), self.config.max_tags), self.no_tag_token, dtype=torch.long)
         for row, prompt in enumerate(prompts):
@@ -98,7 +98,7 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
         """The person of each pose (one person only: the transformer draws one figure)."""
         return [people_to_draw(p, 1, i, "the code transformer")[0] for i, p in enumerate(poses)]
 
-    def prefix(self, poses: Sequence[Pose], prompts: Sequence[Prompt] | None = None) -> torch.Tensor:
+    def prefix(self, poses: Sequence[Pose], prompts: Sequence[TextPrompt] | None = None) -> torch.Tensor:
         """(B, max_tags + 17) prefix ids: the prompts' tags (none: "no tag"), then the pose."""
         pose = self.pose_prefix(poses)
         if not self.takes_text:

@@ -23,10 +23,10 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-Prompt = str | Sequence[str]  # a prompt string, or a list of tags (training data)
+TextPrompt = str | Sequence[str]  # a prompt string, or a list of tags (training data); tuning has WeightedPrompt
 
 
-def prompt_tags(prompt: Prompt) -> list[str]:
+def prompt_tags(prompt: TextPrompt) -> list[str]:
     """The tags of a prompt, in order, without repeats. Tags are separated by commas, words in a tag by
     spaces or underscores: "Red hair, long hair" -> [red_hair, long_hair]. A part holding an underscore is
     a Danbooru tag string, tags separated by spaces: "red_hair long_hair" -> [red_hair, long_hair]."""
@@ -64,14 +64,14 @@ class TextEncoder(ModelMixin, ConfigMixin):
 
     kind: str = "base"
 
-    def prepare(self, prompts: Sequence[Prompt]) -> dict[str, torch.Tensor]:
+    def prepare(self, prompts: Sequence[TextPrompt]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def null(self, batch: int) -> torch.Tensor:
         """The context of no text (an empty prompt)."""
         raise NotImplementedError
 
-    def unknown(self, prompts: Sequence[Prompt]) -> list[str]:
+    def unknown(self, prompts: Sequence[TextPrompt]) -> list[str]:
         """Words of the prompts the encoder cannot use (for a warning); none for an open vocabulary."""
         return []
 
@@ -92,11 +92,11 @@ class TagEncoder(TextEncoder):
         # unit-scale like the pose encoder's state embedding: tokens of 0.02 scale get no attention at the start
         self.embedding = torch.nn.Embedding(len(self.ids) + 1, dim)
 
-    def unknown(self, prompts: Sequence[Prompt]) -> list[str]:
+    def unknown(self, prompts: Sequence[TextPrompt]) -> list[str]:
         unknown = (tag for prompt in prompts for tag in prompt_tags(prompt) if tag not in self.ids)
         return list(dict.fromkeys(unknown))
 
-    def prepare(self, prompts: Sequence[Prompt]) -> dict[str, torch.Tensor]:
+    def prepare(self, prompts: Sequence[TextPrompt]) -> dict[str, torch.Tensor]:
         """(B, max_tags) ids: the known tags of each prompt, sorted, then "no tag"."""
         slots = self.config.max_tags
         ids = torch.full((len(prompts), slots), self.pad, dtype=torch.long)
@@ -139,7 +139,7 @@ class ClipTextEncoder(TextEncoder):
         return cached_clip(ClipSpec(config.clip_model, config.clip_pretrained, config.clip_weights))
 
     @torch.no_grad()
-    def prepare(self, prompts: Sequence[Prompt]) -> dict[str, torch.Tensor]:
+    def prepare(self, prompts: Sequence[TextPrompt]) -> dict[str, torch.Tensor]:
         """(B, clip_dim) unit CLIP text embeddings and (B,) whether each prompt has any text."""
         texts = [", ".join(p) if not isinstance(p, str) else p.strip() for p in prompts]
         has_text = torch.tensor([bool(t) for t in texts])

@@ -13,7 +13,7 @@ from typing import Any
 
 from posedraw.pipelines.drawing import MAX_SEED
 from posedraw.pose.schema import JOINTS
-from posedraw.studio.drawing import Models
+from posedraw.studio.requests import Models
 from posedraw.studio.tuning import MAX_TUNE_STEPS
 
 UPLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "application/octet-stream")

@@ -33,9 +33,9 @@ from posedraw.pose.formats import loads_json
 from posedraw.pose.render import JOINT_COLOURS, LIMB_COLOURS
 from posedraw.pose.schema import FLIP_PERMUTATION, JOINTS, LIMB_INDICES
 from posedraw.studio.api_schema import UPLOAD_TYPES, drawing_schema, json_body, pose_schema, tune_schema, upload_body
-from posedraw.studio.drawing import Limits, Models, PreviewGate, RequestError, draw_one, parse_request_pose
 from posedraw.studio.gallery import BadName, image_path, list_images
 from posedraw.studio.jobs import FINISHED, JobProgress, JobQueue, QueueFull, StudioJob
+from posedraw.studio.requests import Limits, Models, PreviewGate, RequestError, draw_one, parse_request_pose
 from posedraw.studio.security import Access, StudioGuard, json_error
 from posedraw.studio.tuning import Tuning
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from posedraw.errors import PosedrawError
-from posedraw.pipelines.generate import read_png_metadata
+from posedraw.pipelines.outputs import read_png_metadata
 from posedraw.pose import dump_pose
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.png$")

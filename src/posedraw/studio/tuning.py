@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from posedraw.errors import PosedrawError
 from posedraw.models.clip import ClipSpec
-from posedraw.studio.drawing import RequestError
 from posedraw.studio.gallery import BadName, image_path, recipe
+from posedraw.studio.requests import RequestError
 
 if TYPE_CHECKING:
     from posedraw.pipelines.drawing import DrawingPipeline

@@ -23,9 +23,9 @@ from posedraw.data.images import to_image, to_tensor
 from posedraw.errors import PosedrawError
 from posedraw.io import atomic_path, load_rgb, save_image_atomic
 from posedraw.models.vq import downsampling_factor, encode, latents_from_codes
-from posedraw.pipelines.generate import METADATA_KEY, side_by_side
+from posedraw.pipelines.outputs import METADATA_KEY, side_by_side
 from posedraw.tuning.clip import TuneOptions, TuneResult
-from posedraw.tuning.prompts import Prompt
+from posedraw.tuning.prompts import WeightedPrompt
 
 TUNE_KEY = "posedraw-tune"
 
@@ -90,7 +90,7 @@ def load_tune_input(path: Path, vq: VQModel) -> torch.Tensor:
     return _latent_from_image(path, vq)
 
 
-def tune_record(prompts: list[Prompt], options: TuneOptions, clip: str, before, after) -> dict[str, Any]:
+def tune_record(prompts: list[WeightedPrompt], options: TuneOptions, clip: str, before, after) -> dict[str, Any]:
     rows = [
         {"prompt": p.label, "weight": p.weight, "clip_before": round(float(b), 4), "clip_after": round(float(a), 4)}
         for p, b, a in zip(prompts, before, after)

@@ -20,8 +20,8 @@ from posedraw.models.clip import Clip
 
 
 @dataclass(frozen=True)
-class Prompt:
-    """A text or an image file, with its weight in the loss."""
+class WeightedPrompt:
+    """A text or an image file, with its weight in the loss (the generators' prompt is `models.text.TextPrompt`)."""
 
     text: str | None = None
     image: Path | None = None
@@ -45,7 +45,7 @@ def _split_weight(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
-def parse_prompt(spec: str, image: bool = False) -> Prompt:
+def parse_prompt(spec: str, image: bool = False) -> WeightedPrompt:
     """A `--prompt` (or, with image=True, an `--image-prompt` file path) with an optional `:weight`."""
     body, weight = _split_weight(spec)
     body = body.strip()
@@ -54,12 +54,12 @@ def parse_prompt(spec: str, image: bool = False) -> Prompt:
     if weight == 0:
         raise PosedrawError(f"prompt {spec!r}: a weight of 0 has no effect; give a positive or negative number")
     if image:
-        return Prompt(image=Path(body), weight=weight)
-    return Prompt(text=body, weight=weight)
+        return WeightedPrompt(image=Path(body), weight=weight)
+    return WeightedPrompt(text=body, weight=weight)
 
 
 @torch.no_grad()
-def embed_prompts(clip: Clip, prompts: list[Prompt]) -> torch.Tensor:
+def embed_prompts(clip: Clip, prompts: list[WeightedPrompt]) -> torch.Tensor:
     """Unit CLIP embeddings (P, D), in the order of `prompts`."""
     if not prompts:
         raise PosedrawError("no prompts: give --prompt TEXT (repeatable) or --image-prompt FILE")
@@ -75,4 +75,4 @@ def embed_prompts(clip: Clip, prompts: list[Prompt]) -> torch.Tensor:
     return torch.stack(rows)
 
 
-__all__ = ["Prompt", "embed_prompts", "parse_prompt"]
+__all__ = ["WeightedPrompt", "embed_prompts", "parse_prompt"]

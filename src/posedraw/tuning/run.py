@@ -17,12 +17,12 @@ from posedraw.models.clip import ClipSpec, load_clip
 from posedraw.models.vq import decode
 from posedraw.tuning.clip import TuneOptions, similarities, tune
 from posedraw.tuning.files import tune_record, write_tuned
-from posedraw.tuning.prompts import Prompt, embed_prompts
+from posedraw.tuning.prompts import WeightedPrompt, embed_prompts
 
 
 @dataclass(frozen=True)
 class TuneRequest:
-    prompts: list[Prompt]
+    prompts: list[WeightedPrompt]
     options: TuneOptions
     clip: ClipSpec
 

@@ -30,7 +30,7 @@ class SampleGrid(Callback):
             self.write(module, trainer.global_step)  # type: ignore[arg-type]
 
     def write(self, module: LatentDiffusionModule, step: int) -> Path:
-        from posedraw.pipelines.generate import pose_sample_grid
+        from posedraw.pipelines.outputs import pose_sample_grid
 
         pipeline = build_pipeline(module, self.vq).to(module.device)
         images = pipeline(self.poses, seeds=list(range(len(self.poses))), steps=self.steps).images

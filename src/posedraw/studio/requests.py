@@ -17,7 +17,7 @@ from typing import Any
 from posedraw.data.images import to_image
 from posedraw.errors import PosedrawError
 from posedraw.pipelines.drawing import DrawingPipeline, seed_run
-from posedraw.pipelines.generate import Job, Outputs, write_job
+from posedraw.pipelines.outputs import Job, Outputs, write_job
 from posedraw.pose import Pose, parse_pose
 
 #: options a request may not set: they are files or outputs of the command line, not drawing settings
