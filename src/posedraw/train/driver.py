@@ -1,6 +1,6 @@
 """The stage driver: how every training stage runs, whatever it trains.
 
-A stage (`vq`, `ldm`, `transformer`) supplies a `Stage`: its LightningModule, its sample stream, its
+A stage (`vq`, `ldm`, `transformer`) supplies a `Stage`: its LightningModule, its LightningDataModule, its
 callbacks and how to export the trained model. The driver does the rest the same way for all of them:
 device and precision, DDP across `--devices` x `--num-nodes`, the data order across ranks, seeding,
 checkpoints, resuming, Ctrl-C / SIGTERM, progress, and export on rank 0.
@@ -37,11 +37,11 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from posedraw.config import dump_yaml, to_dict
-from posedraw.data.stream import SampleStream, stream_loader
 from posedraw.devices import default_precision, pin_memory, resolve_device
 from posedraw.errors import CheckpointError, ConfigError, TrainingInterrupted
 from posedraw.io import remove_stale_temps, torch_save_atomic, write_text_atomic
 from posedraw.progress import duration
+from posedraw.train.datamodule import StreamData
 from posedraw.train.ranks import die_with_parent, is_first_process, stop_children
 
 #: config keys a resumed run may change (how long and how often, not what is trained); validation may change
@@ -82,16 +82,17 @@ class Stage:
     name: str
     config: Any  # the stage's config dataclass (saved as config.yaml, checked on resume)
     module: L.LightningModule
-    stream: SampleStream
-    collate: Callable[[list[Any]], Any]
-    batch_size: int
-    num_workers: int
+    data: StreamData  # the training batches (train/datamodule.py)
     max_steps: int
     checkpoint_every: int
     seed: int
     export: Callable[[L.LightningModule, int], Path]  # (module, steps) -> model folder; rank 0 only
     callbacks: list[Callback] = field(default_factory=list)
     unused_parameters: bool = False  # a GAN's two backward passes leave parameters without gradient
+
+    @property
+    def batch_size(self) -> int:
+        return self.data.batch_size
 
 
 class PoseBatchTransfer:
@@ -424,13 +425,11 @@ def run_stage(stage: Stage, options: RunOptions) -> Path | None:
     if is_first_process():  # the rank that writes checkpoints; nothing saves before every rank has started
         remove_unfinished_checkpoints(options.out)
     write_text_atomic(options.out / "config.yaml", dump_yaml(stage.config))
-    stage.stream.rank, stage.stream.ranks = trainer.global_rank, trainer.world_size
-    stage.stream.resume_at(start, stage.batch_size)
-    loader = stream_loader(stage.stream, stage.batch_size, stage.collate, stage.num_workers, pin_memory(device))
+    stage.data.resume(start, pin_memory(device))
     ckpt = str(checkpoint_path(options.out)) if start else None
     with control.signals():
         try:
-            trainer.fit(stage.module, loader, ckpt_path=ckpt)
+            trainer.fit(stage.module, datamodule=stage.data, ckpt_path=ckpt)
         except BaseException as exc:
             stop_children(trainer)
             if control.signum and isinstance(exc, (KeyboardInterrupt, SystemExit)):  # a second Ctrl-C

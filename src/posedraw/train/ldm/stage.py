@@ -11,6 +11,7 @@ from posedraw.config import load_config
 from posedraw.data.latents import collate_cached
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
+from posedraw.train.datamodule import StreamData
 from posedraw.train.driver import RunOptions, Stage, run_stage
 from posedraw.train.ldm.callbacks import SampleGrid, ldm_validation
 from posedraw.train.ldm.config import LDMRunConfig
@@ -56,8 +57,8 @@ def ldm_stage(
     stream = data.stream(train.seed)
     validate = ldm_validation(config, stream, latents, vq, out)  # takes the held-out samples out of the stream
     return Stage(
-        name="ldm", config=config, module=module, stream=stream, collate=collate_cached,
-        batch_size=train.batch_size, num_workers=train.num_workers, max_steps=train.max_steps,
+        name="ldm", config=config, module=module,
+        data=StreamData(stream, train.batch_size, collate_cached, train.num_workers), max_steps=train.max_steps,
         checkpoint_every=train.checkpoint_every, seed=train.seed, export=export,
         callbacks=[grid] if validate is None else [grid, validate],
     )  # fmt: skip

@@ -10,6 +10,7 @@ from posedraw.config import load_config
 from posedraw.data.latents import cache_stream, collate_cached
 from posedraw.errors import ConfigError
 from posedraw.models.vq import load_vq
+from posedraw.train.datamodule import StreamData
 from posedraw.train.driver import RunOptions, Stage, run_stage
 from posedraw.train.transformer.callbacks import transformer_validation
 from posedraw.train.transformer.config import TransformerRunConfig
@@ -35,8 +36,8 @@ def transformer_stage(config_path: Path, codes: Path, vq_dir: Path, out: Path, k
     torch.manual_seed(train.seed)
     return Stage(
         name="transformer", config=config, module=CodeTransformerModule(config, tags),
-        stream=stream, collate=collate_cached, batch_size=train.batch_size,
-        num_workers=train.num_workers, max_steps=train.max_steps, checkpoint_every=train.checkpoint_every,
+        data=StreamData(stream, train.batch_size, collate_cached, train.num_workers),
+        max_steps=train.max_steps, checkpoint_every=train.checkpoint_every,
         seed=train.seed, export=lambda module, steps: export_transformer(module, vq, out / "model", steps),
         callbacks=[] if validate is None else [validate],
     )  # fmt: skip

@@ -10,6 +10,7 @@ from posedraw.config import load_config
 from posedraw.errors import ConfigError
 from posedraw.models.vq import vq_folder
 from posedraw.pipelines.loading import resolve_model
+from posedraw.train.datamodule import StreamData
 from posedraw.train.driver import RunOptions, Stage, run_stage
 from posedraw.train.vq.callbacks import ReconstructionGrid
 from posedraw.train.vq.config import VQRunConfig
@@ -40,9 +41,10 @@ def vq_stage(config_path: Path, data: Path, out: Path, init: str | Path | None =
         return model_dir
 
     return Stage(
-        name="vq", config=config, module=module, stream=stream, collate=torch.stack, batch_size=train.batch_size,
-        num_workers=train.num_workers, max_steps=train.max_steps, checkpoint_every=train.checkpoint_every,
-        seed=train.seed, export=export, callbacks=[grid], unused_parameters=True,
+        name="vq", config=config, module=module,
+        data=StreamData(stream, train.batch_size, torch.stack, train.num_workers),
+        max_steps=train.max_steps, checkpoint_every=train.checkpoint_every, seed=train.seed, export=export,
+        callbacks=[grid], unused_parameters=True,
     )  # fmt: skip
 
 
