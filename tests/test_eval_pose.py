@@ -81,6 +81,7 @@ def scenes():
     return {n: [make_toy_scene(HELD_OUT + i, 64, n) for i in range(24)] for n in (2, 3)}
 
 
+@pytest.mark.slow
 def test_people_of_a_scene_are_found_where_they_were_asked_for(scenes):
     """On true renders of held-out scenes, each person is detected in a crop around their place."""
     for people, minimum in ((2, 0.85), (3, 0.9)):  # measured on these 24 scenes: 0.909 and 0.974
@@ -91,6 +92,7 @@ def test_people_of_a_scene_are_found_where_they_were_asked_for(scenes):
         assert report.people == people * len(batch) and report.person_pck >= minimum, report.person_pck
 
 
+@pytest.mark.slow
 def test_a_missing_figure_is_missed_not_matched_to_its_neighbour(scenes):
     """Paint one figure of a scene over: that person scores low, the other keeps its score."""
     from PIL import ImageDraw

@@ -225,6 +225,7 @@ def report(drawn) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_the_report_holds_every_measure_per_run_kind_and_number_of_people(report):
     data = json.loads((report / "report.json").read_text())
     assert list(data["runs"]) == ["guidance 1", "guidance 2"] and data["grouped_by"] == "guidance"
@@ -242,6 +243,7 @@ def test_the_report_holds_every_measure_per_run_kind_and_number_of_people(report
     assert not [p.name for p in report.parent.iterdir() if p.name.startswith(".report")]  # no temporary left
 
 
+@pytest.mark.slow
 def test_compare_puts_the_folders_side_by_side_with_their_differences(drawn, tmp_path, capsys):
     code, out, err = run_cli(capsys, *_report_args(drawn, tmp_path / "compared", "--compare"))
     assert code == 0, err
@@ -290,6 +292,7 @@ def test_bad_input_is_one_line_and_writes_nothing(drawn, tmp_path, capsys, case,
 
 # --- the page in a browser ------------------------------------------------------------------------------------
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+@pytest.mark.slow
 def test_the_page_opens_offline_and_shows_the_table_and_the_images(report):
     from playwright.sync_api import sync_playwright
 
@@ -310,6 +313,7 @@ def test_the_page_opens_offline_and_shows_the_table_and_the_images(report):
     assert all(url.startswith(("file:", "data:")) for url in requested), requested
 
 
+@pytest.mark.slow
 def test_a_detector_given_by_its_weights_file_judges_like_the_shipped_one(drawn):
     from posedraw.eval.report import build_report
     from posedraw.eval.toy_detector import WEIGHTS

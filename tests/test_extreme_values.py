@@ -132,6 +132,7 @@ SHARED_FIXTURES = [HealthCheck.function_scoped_fixture]
 
 @settings(max_examples=12, suppress_health_check=SHARED_FIXTURES)
 @given(request=requests())
+@pytest.mark.slow
 def test_generate_with_extreme_options_is_one_line_or_a_finite_drawing(capsys, tmp_path, loaded, request):
     model, options = request
     check_generate(capsys, tmp_path, model, STANDING, options)
@@ -139,6 +140,7 @@ def test_generate_with_extreme_options_is_one_line_or_a_finite_drawing(capsys, t
 
 @settings(max_examples=10, suppress_health_check=SHARED_FIXTURES)
 @given(model=st.sampled_from(MODELS), pose=extreme_poses())
+@pytest.mark.slow
 def test_generate_with_extreme_pose_coordinates_is_one_line_or_a_finite_drawing(capsys, tmp_path, loaded, model, pose):
     check_generate(capsys, tmp_path, model, pose, few_steps(model, {}))
 
@@ -177,6 +179,7 @@ def test_the_issue_s_examples_are_refused_before_any_drawing(capsys, tmp_path, l
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_poses_at_the_edges_of_the_range_draw_finite_images(loaded):
     """Coordinates a million pixels out, on the smallest and the largest canvas: the encoders' float32
     arithmetic holds (what the range is for)."""
@@ -226,6 +229,7 @@ def preview(client, body: dict) -> None:
 @settings(max_examples=12)
 @given(request=requests(), odd=st.dictionaries(st.sampled_from(sorted(OPTION_VALUES)), json_values, max_size=1),
        full=st.booleans())  # fmt: skip
+@pytest.mark.slow
 def test_preview_with_extreme_options_is_a_4xx_or_a_png(studio_client, request, odd, full):
     model, options = request
     body = {"pose": STANDING, "model": model, "options": {**options, **odd}, "client": "fuzz", "seq": 1}
@@ -234,5 +238,6 @@ def test_preview_with_extreme_options_is_a_4xx_or_a_png(studio_client, request, 
 
 @settings(max_examples=10)
 @given(model=st.sampled_from(MODELS), pose=extreme_poses())
+@pytest.mark.slow
 def test_preview_with_extreme_pose_coordinates_is_a_4xx_or_a_png(studio_client, model, pose):
     preview(studio_client, {"pose": pose, "model": model, "options": few_steps(model, {}), "client": "fuzz", "seq": 1})

@@ -37,6 +37,7 @@ def _pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+@pytest.mark.slow
 def test_generate_writes_pngs_with_metadata_latents_grids_and_progress_rows(
     capsys, model_dir, keypoint_files, tmp_path
 ):
@@ -86,6 +87,7 @@ def test_generate_writes_pngs_with_metadata_latents_grids_and_progress_rows(
     assert Image.open(out / "1000846_seed7_progress.png").size[0] == 64 * (4 + 1)  # x0 of each step + final
 
 
+@pytest.mark.slow
 def test_from_png_redraws_the_same_image(capsys, model_dir, keypoint_files, tmp_path):
     code, _, err = run_cli(
         capsys,
@@ -112,6 +114,7 @@ def test_from_png_redraws_the_same_image(capsys, model_dir, keypoint_files, tmp_
     assert np.array_equal(_pixels(first), _pixels(tmp_path / "b" / "1001870_seed3.png"))
 
 
+@pytest.mark.slow
 def test_start_latents_from_a_file_fix_the_result(capsys, model_dir, keypoint_files, tmp_path):
     start = np.random.default_rng(0).standard_normal((3, 16, 16)).astype(np.float32)
     np.save(tmp_path / "start.npy", start)
@@ -161,7 +164,7 @@ def test_generate_errors_are_one_line_exit_2(capsys, model_dir, keypoint_files, 
     assert not list((tmp_path / "out").glob("*.png")) if (tmp_path / "out").exists() else True
 
 
-@pytest.mark.parametrize("sampler", list(SAMPLERS))
+@pytest.mark.parametrize("sampler", [s if s == "ddim" else pytest.param(s, marks=pytest.mark.slow) for s in SAMPLERS])
 def test_every_sampler_is_deterministic_per_seed_and_independent_of_batching(pipeline, keypoint_files, sampler):
     poses = [read_pose(keypoint_files["1000846"]), read_pose(keypoint_files["1001870"])]
     eta = 0.5 if sampler == "ddim" else 0.0
@@ -172,6 +175,7 @@ def test_every_sampler_is_deterministic_per_seed_and_independent_of_batching(pip
     assert not torch.allclose(together[0], together[1])
 
 
+@pytest.mark.slow
 def test_intermediates_are_x0_predictions_every_k_steps(pipeline, keypoint_files):
     out = pipeline([read_pose(keypoint_files["1000846"])], seeds=[0], sampler="ddim", steps=6, x0_every=2)
     assert [step for step, _ in out.intermediates] == [0, 2, 4, 5]

@@ -83,6 +83,7 @@ def test_spherical_distance_matches_the_great_circle_formula():
     assert float(spherical_distance(a, -a)) == pytest.approx(math.pi**2 / 2)
 
 
+@pytest.mark.slow
 def test_clip_loss_falls_and_latent_stays_in_the_codebook_box(vq, clip, figures):
     images, _ = figures
     with torch.no_grad():
@@ -99,6 +100,7 @@ def test_clip_loss_falls_and_latent_stays_in_the_codebook_box(vq, clip, figures)
     assert torch.equal(result.codes, quantize(vq, result.latents)[1])
 
 
+@pytest.mark.slow
 def test_structure_term_keeps_the_pose_and_without_it_the_image_drifts(vq, clip, figures):
     images, poses = figures
     with torch.no_grad():
@@ -112,6 +114,7 @@ def test_structure_term_keeps_the_pose_and_without_it_the_image_drifts(vq, clip,
     assert (kept.images - images).abs().mean() < (free.images - images).abs().mean()
 
 
+@pytest.mark.slow
 def test_positive_prompts_attract_and_negative_prompts_repel(vq, clip, figures):
     images, _ = figures
     with torch.no_grad():
@@ -124,6 +127,7 @@ def test_positive_prompts_attract_and_negative_prompts_repel(vq, clip, figures):
     assert (similarities(clip, away.images, embedding) < before).all()
 
 
+@pytest.mark.slow
 def test_tuning_is_deterministic_for_a_seed(vq, clip, figures):
     with torch.no_grad():
         latents = encode(vq, figures[0][:1])
@@ -140,6 +144,7 @@ def test_code_grid_input_is_the_latent_of_those_codes(vq, figures):
         assert torch.allclose(decode_codes(vq, codes), vq.decode(latent).sample, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tune_command_writes_png_metadata_strip_and_reports_similarity(capsys, tmp_path, figures):
     Image.fromarray(((figures[0][0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(tmp_path / "in.png")
     args = ["tune", tmp_path / "in.png", "--out", tmp_path / "out", "--clip", TINY, "--prompt", "colorful",
