@@ -11,10 +11,10 @@ import subprocess
 
 import pytest
 
+from posedraw.train.ranks import is_first_process
+
 from .test_training_ddp import POSEDRAW, _ranks_agree
 from .tiny_world import TINY_TRANSFORMER, write_config
-
-pytestmark = pytest.mark.slow  # two training processes per run
 
 
 def _free_port() -> int:
@@ -29,6 +29,7 @@ def _command(config, world, out, devices: int, nodes: int) -> list[str]:
             "--devices", str(devices), "--num-nodes", str(nodes)]  # fmt: skip
 
 
+@pytest.mark.slow  # two training processes per run
 def test_two_nodes_of_one_process_train_as_two_processes_on_one_machine(world, tmp_path):
     config = write_config(tmp_path, "tf", TINY_TRANSFORMER)
     one_machine = tmp_path / "one-machine"
@@ -47,3 +48,23 @@ def test_two_nodes_of_one_process_train_as_two_processes_on_one_machine(world, t
     assert _ranks_agree(two_nodes) == _ranks_agree(one_machine)  # world size 2, the same weights on every rank
     record = json.loads((two_nodes / "run.json").read_text())
     assert record["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    "env, first",
+    [
+        ({}, True),  # one process
+        ({"LOCAL_RANK": "1"}, False),  # a rank Lightning started on this machine
+        ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, False),  # machine 1 of a run started by hand
+        ({"RANK": "0", "LOCAL_RANK": "0"}, True),  # torchrun, machine 0
+        ({"RANK": "8", "LOCAL_RANK": "0"}, False),  # torchrun, machine 1: LOCAL_RANK alone would say first
+        ({"SLURM_PROCID": "8", "SLURM_LOCALID": "0"}, False),  # srun, machine 1
+        ({"SLURM_PROCID": "0"}, True),
+    ],
+)
+def test_only_global_rank_zero_is_the_first_process_under_every_launcher(monkeypatch, env, first):
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert is_first_process() is first

@@ -20,8 +20,17 @@ from typing import Any
 PR_SET_PDEATHSIG = 1
 
 
+#: the global rank as the launchers that start every process themselves set it (torchrun, SLURM's srun)
+LAUNCHER_RANKS = ("RANK", "SLURM_PROCID")
+
+
 def is_first_process() -> bool:
-    """Rank 0 of node 0 (the process a user started), decided before any process group exists."""
+    """Global rank 0, decided before any process group exists: the only process that prints and tidies the
+    run folder. torchrun and srun start every rank and give its global rank; with `--num-nodes` started by
+    hand, Lightning starts the other ranks of a machine (LOCAL_RANK) and NODE_RANK names the machine."""
+    for name in LAUNCHER_RANKS:
+        if name in os.environ:
+            return int(os.environ[name]) == 0
     return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
 
