@@ -41,6 +41,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from posedraw.devices import inference_autocast
 from posedraw.errors import CheckpointError, ConfigError
 from posedraw.models.code_conditioning import CodePoseEncoder, placed_maps
+from posedraw.models.compile import StaticStep, static_step
 from posedraw.models.diffusion_math import draw_categorical, filter_logits
 from posedraw.models.guidance import Branch, GuidanceScales
 from posedraw.models.nonfinite import FirstNonFinite
@@ -241,6 +242,24 @@ class CachedDecoder:
         return self.gpt.forward_with_past(fed, _added(self.pose_maps, step, fed.shape[1]), self.cache)
 
 
+class CompiledDecoder(CachedDecoder):
+    """The prefix through the cached forward, then each code through the model's compiled fixed-shape step
+    (models/compile.py): the same logits as `CachedDecoder` within float tolerance."""
+
+    def __init__(self, gpt: CodeGPT, length: int, pose_maps: torch.Tensor | None, step: StaticStep) -> None:
+        super().__init__(gpt, length, pose_maps)
+        self.step = step
+        self.static: tuple[torch.Tensor, torch.Tensor] | None = None  # (position, cache) after the prefix
+
+    def logits(self, fed: torch.Tensor, step: int) -> torch.Tensor:
+        if self.static is None:
+            logits = super().logits(fed, step)
+            cache = torch.stack(self.cache.layers)  # (layers, 2, B, heads, length, head_dim)
+            self.static = (torch.tensor(self.cache.filled, device=cache.device), cache)
+            return logits
+        return self.step(fed, _added(self.pose_maps, step, 1), *self.static)
+
+
 class RecomputingDecoder:
     """Next-code logits from the whole sequence so far, every step (no cache): the reference the cache is
     checked against. `forward(ids, added)` gives (B, T', vocabulary) logits whose last row is the next code's."""
@@ -258,8 +277,9 @@ class RecomputingDecoder:
 class CodeSampler:
     """Draws code grids for poses (and prompts) from a trained GPT-2 and its pose encoder (module doc)."""
 
-    def __init__(self, model: GPT2LMHeadModel, encoder: CodePoseEncoder) -> None:
-        self.model, self.encoder = model.eval(), encoder.eval()
+    def __init__(self, model: GPT2LMHeadModel, encoder: CodePoseEncoder, compiled: bool = False) -> None:
+        """`compiled`: each code through torch.compile'd code (models/compile.py; off by default)."""
+        self.model, self.encoder, self.compiled = model.eval(), encoder.eval(), compiled
         grid = encoder.config.grid
         self.codes, self.num_codes = grid * grid, encoder.config.num_codes
         self.length = encoder.prefix_length + self.codes
@@ -268,6 +288,9 @@ class CodeSampler:
     def decoder(self, use_cache: bool, pose_maps: torch.Tensor | None):
         """How next-code logits are computed: with the KV cache, or the whole sequence every step."""
         gpt = CodeGPT(self.model, self.num_codes)
+        if use_cache and self.compiled:
+            step = static_step(self.model, lambda: CodeGPT(self.model, self.num_codes))
+            return CompiledDecoder(step.gpt, self.length, pose_maps, step)
         if use_cache:
             return CachedDecoder(gpt, self.length, pose_maps)
         return RecomputingDecoder(lambda ids, added: gpt.forward(ids, added, -1), pose_maps, self.encoder.prefix_length)
@@ -350,6 +373,6 @@ def _added(pose_maps: torch.Tensor | None, step: int, fed: int) -> torch.Tensor 
 
 
 __all__ = [
-    "CachedDecoder", "CodeGPT", "CodeSampler", "KVCache", "RecomputingDecoder", "Sampling", "TransformerConfig",
-    "build_transformer", "pose_encoder_for",
+    "CachedDecoder", "CodeGPT", "CodeSampler", "CompiledDecoder", "KVCache", "RecomputingDecoder", "Sampling",
+    "TransformerConfig", "build_transformer", "pose_encoder_for",
 ]  # fmt: skip

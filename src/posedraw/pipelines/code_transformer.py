@@ -62,6 +62,13 @@ class CodeTransformerPipeline(DrawingPipeline):
     def __init__(self, transformer: GPT2LMHeadModel, vq: VQModel, pose_encoder: CodePoseEncoder) -> None:
         super().__init__()
         self.register_modules(transformer=transformer, vq=vq, pose_encoder=pose_encoder)
+        self.compiled = False
+
+    def accelerate(self, compile: bool = False) -> CodeTransformerPipeline:
+        """Speed switch, off by default until a GPU run measures it faster (docs/speed.md): `compile` draws
+        each code through the compiled fixed-shape step (models/compile.py; CUDA graphs on CUDA)."""
+        self.compiled = compile
+        return self
 
     @property
     def takes_text(self) -> bool:
@@ -109,7 +116,7 @@ class CodeTransformerPipeline(DrawingPipeline):
         seeds, prompts, negatives = self.check_call(poses, seeds, options)
         if progress_row and codes_every is None:
             codes_every = max(1, self.pose_encoder.config.grid**2 // 8)
-        sampler = CodeSampler(self.transformer, self.pose_encoder)
+        sampler = CodeSampler(self.transformer, self.pose_encoder, self.compiled)
         sampling = Sampling(temperature, top_k, top_p, guidance, text_guidance)
         progress = not self._progress_disabled()
         codes, partial = sampler(poses, seeds, sampling, use_cache, progress, codes_every, prompts, negatives)

@@ -27,6 +27,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from posedraw.devices import inference_autocast
 from posedraw.errors import PosedrawError
+from posedraw.models.compile import compile_unet
 from posedraw.models.conditioning import PoseConditioning, PoseEncoder
 from posedraw.models.diffusion_math import predicted_x0
 from posedraw.models.guidance import Branch, GuidanceScales
@@ -137,10 +138,29 @@ class KeypointLDMPipeline(DrawingPipeline):
             parts.append(pose if not texts else pose.with_text(texts[with_text], pooled))
         return PoseConditioning.cat(parts), branches
 
+    def accelerate(
+        self, compile: bool = False, channels_last: bool = False, cast_once: bool = False
+    ) -> KeypointLDMPipeline:
+        """Speed switches for sampling, each off by default until a GPU run measures it faster (docs/speed.md):
+        `compile` the UNet (models/compile.py: inductor, CUDA graphs on CUDA; same images within float
+        tolerance), `channels_last` memory for its convolutions, `cast_once`: its weights in bf16 once,
+        run without autocast (which otherwise casts every weight at every step). Call after `.to(device)`."""
+        if channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+        if cast_once:
+            self.unet.to(torch.bfloat16)
+        if compile:
+            compile_unet(self.unet, self.device)
+        return self
+
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, cond: PoseConditioning, branches: list[Branch], scales):
         x = x.repeat(len(branches), 1, 1, 1)  # one batch: every branch the guidance needs
-        with inference_autocast(self.device):
-            output = denoise(self.unet, x, t, cond).float()
+        dtype = self.unet.dtype
+        if dtype != torch.float32:  # weights cast once (accelerate): inputs in their dtype, no autocast
+            output = denoise(self.unet, x.to(dtype), t, _cast(cond, dtype)).float()
+        else:
+            with inference_autocast(self.device):
+                output = denoise(self.unet, x, t, cond).float()
         return scales.combine(output, branches)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -204,3 +224,8 @@ class KeypointLDMPipeline(DrawingPipeline):
         )
         images = finite_images(self.decode_latents(x))
         return Drawing(images, x / self.vq.config.scaling_factor, latents=x, intermediates=intermediates)
+
+
+def _cast(cond: PoseConditioning, dtype: torch.dtype) -> PoseConditioning:
+    """The conditioning in the dtype of a UNet whose weights were cast once (no autocast to do it)."""
+    return PoseConditioning(*(None if v is None else v.to(dtype) for v in (cond.context, cond.maps, cond.pooled)))

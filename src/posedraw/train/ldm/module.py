@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from posedraw.devices import optimizer_options
+from posedraw.models.compile import compile_unet
 from posedraw.models.conditioning import PoseConditioning
 from posedraw.models.diffusion_math import snr_weights
 from posedraw.models.text import TextEncoder, training_prompts
@@ -31,9 +32,11 @@ from posedraw.train.ldm.networks import make_pose_encoder
 
 
 class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
-    def __init__(self, config: LDMRunConfig, text_encoder: TextEncoder | None = None) -> None:
+    def __init__(self, config: LDMRunConfig, text_encoder: TextEncoder | None = None, compile: bool = False) -> None:
+        """`compile`: the UNet through torch.compile once training starts on its device (models/compile.py;
+        off by default, docs/speed.md); checkpoints and exported copies are the plain network."""
         super().__init__()
-        self.config = config
+        self.config, self.compile_on_fit = config, compile
         self.pose_encoder = make_pose_encoder(config)
         self.text_encoder = text_encoder
         unet_config = config.unet if config.pose.mode != "legacy" else replace(config.unet, context_dim=17)
@@ -41,6 +44,10 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         self.unet = build_unet(unet_config, self.pose_encoder.map_channels, pooled)
         self.schedule = noise_schedule(config.diffusion)
         self.ema = averaged_copy(self.networks(), config.train.ema_decay)
+
+    def on_fit_start(self) -> None:
+        if self.compile_on_fit:
+            compile_unet(self.unet, self.device)
 
     def networks(self) -> dict[str, torch.nn.Module]:
         """The trained networks by name (the EMA holds a copy of each)."""
