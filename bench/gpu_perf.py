@@ -18,6 +18,9 @@ Measures (`measures` in the report; a failed one records its error and the rest 
 - `diffusion_sampling`: images/s at batch 1 and 16 with the pipeline's default sampler, steps and guidance
   (the model `ldm_train` exported).
 - `cold_start`: seconds from a new process to the first image written (`posedraw generate`, that model).
+- `diffusion_switches`, `transformer_switches`: one image with each speed switch of the pipelines'
+  `accelerate` (torch.compile, channels_last, bf16 weights cast once) against all off, alternating, medians;
+  `--tiny` times no compile.
 Weights are random or briefly trained; data are toy figures made on the spot; LPIPS and VGG16 are untrained
 (no download). The original code is bench/original.py's (scripts/install_original.sh); without it the
 comparisons are skipped and say why.
@@ -67,7 +70,8 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 MEASURES = ("matmul_peak", "ldm_train", "ldm_train_vs_original", "vq_train_vs_original", "transformer_train",
-            "transformer_sampling_vs_original", "diffusion_sampling", "cold_start")  # fmt: skip
+            "transformer_sampling_vs_original", "diffusion_sampling", "cold_start", "diffusion_switches",
+            "transformer_switches")  # fmt: skip
 
 
 def sync_of(device: str) -> Callable[[], None] | None:
@@ -216,6 +220,52 @@ def diffusion_sampling(model_dir: Path, device: str, batches: tuple[int, ...], r
             **{f"batch_{b}_images_per_s": round(b / medians[str(b)], 3) for b in batches}}  # fmt: skip
 
 
+#: the speed switches of the diffusion pipeline (KeypointLDMPipeline.accelerate), each timed against "off"
+DIFFUSION_SWITCHES = ("compile", "channels_last", "cast_once")
+
+
+def switch_rows(ways: dict[str, Callable[[], Any]], repeats: int, device: str) -> dict:
+    """Each switch's median seconds and speedup against "off", all ways alternating in one loop (a warm-up
+    round first: compiling happens there)."""
+    medians, _ = alternate(ways, repeats, 1, sync_of(device))
+    rows: dict[str, Any] = {"off_s": round(medians["off"], 4)}
+    for name, seconds in medians.items():
+        if name != "off":
+            rows[f"{name}_s"], rows[f"{name}.speedup"] = round(seconds, 4), round(medians["off"] / seconds, 3)
+    return rows
+
+
+def diffusion_switches(model_dir: Path, device: str, tiny: bool, repeats: int) -> dict:
+    """One image (batch 1, default sampler and steps) with each switch on, against all off. `--tiny` leaves
+    out compile (minutes of compiling on a small CPU; tests/test_compile.py checks it)."""
+    from posedraw.pipelines import load_pipeline
+
+    pose = vs_original.poses(1)[0]
+    switches = [name for name in DIFFUSION_SWITCHES if not (tiny and name == "compile")]
+    ways = {}
+    for name in ["off", *switches]:
+        pipeline = load_pipeline(model_dir, device).accelerate(**({} if name == "off" else {name: True}))
+        pipeline.set_progress_bar_config(disable=True)
+        ways[name] = lambda pipeline=pipeline: pipeline([pose], seeds=[0])
+    return {"batch": 1, **switch_rows(ways, repeats, device)}
+
+
+def transformer_switches(model_dir: Path, device: str, tiny: bool, repeats: int) -> dict:
+    """One image's codes with pose guidance, the compiled step against the eager cached one (none with
+    `--tiny`: see diffusion_switches)."""
+    from posedraw.pipelines import load_pipeline
+
+    if tiny:
+        return {"skipped": "--tiny: compile is checked by tests/test_compile.py, not timed on a CPU"}
+    pose = vs_original.poses(1)[0]
+    ways = {}
+    for name in ("off", "compile"):
+        pipeline = load_pipeline(model_dir, device).accelerate(compile=name == "compile")
+        pipeline.set_progress_bar_config(disable=True)
+        ways[name] = lambda pipeline=pipeline: pipeline([pose], seeds=[0], guidance=2.0)
+    return switch_rows(ways, repeats, device)
+
+
 def cold_start(model_dir: Path, device: str, work: Path) -> dict:
     """Seconds from starting `posedraw generate` in a new process to its first image on disk."""
     pose = REPO / "examples" / "poses" / "standing.json"
@@ -252,11 +302,15 @@ def gpu_perf(device: str, size_name: str, work: Path, save: Callable[[dict], Non
     ldm_model = check("ldm_train", lambda: ldm_train(size, work, device, peak))
     check("ldm_train_vs_original", lambda: compare("ldm", size, device))
     check("vq_train_vs_original", lambda: compare("vq", size, device))
-    check("transformer_train", lambda: transformer_train(size, work, device, peak))
+    transformer_model = check("transformer_train", lambda: transformer_train(size, work, device, peak))
     check("transformer_sampling_vs_original", lambda: compare("transformer", size, device))
+    tiny, repeats = size_name == "tiny", max(3, size["repeats"])
     if ldm_model is not None:
         check("diffusion_sampling", lambda: diffusion_sampling(ldm_model, device, size["batches"], size["repeats"]))
         check("cold_start", lambda: cold_start(ldm_model, device, work))
+        check("diffusion_switches", lambda: diffusion_switches(ldm_model, device, tiny, repeats))
+    if transformer_model is not None:
+        check("transformer_switches", lambda: transformer_switches(transformer_model, device, tiny, repeats))
     return results
 
 
@@ -273,6 +327,10 @@ TABLE = (  # (measure, field, label) for the closing table
     ("transformer_sampling_vs_original", "whole_image_guided_s", "16x16 image, guided (s)"),
     ("diffusion_sampling", "batch_1_images_per_s", "diffusion images/s, batch 1"),
     ("cold_start", "seconds_to_first_image", "cold start to first image (s)"),
+    ("diffusion_switches", "compile.speedup", "diffusion image, compiled (x)"),
+    ("diffusion_switches", "channels_last.speedup", "diffusion image, channels_last (x)"),
+    ("diffusion_switches", "cast_once.speedup", "diffusion image, bf16 cast once (x)"),
+    ("transformer_switches", "compile.speedup", "transformer image, compiled (x)"),
 )  # fmt: skip
 
 

@@ -90,3 +90,13 @@ def test_alternate_runs_the_ways_in_turn_and_leaves_the_warmup_out():
     assert calls == ["a", "b", "a", "b", "a", "b"]
     assert set(medians) == {"a", "b"} and all(s >= 0 for s in medians.values())
     assert last == {"a": 1, "b": 2}
+
+
+def test_each_speed_switch_is_timed_against_all_off_in_the_same_run(report):
+    """--tiny times channels_last and the bf16 cast against all off (compile only on the GPU run)."""
+    rows = report["measures"]["diffusion_switches"]
+    assert gpu_perf.finite_positive(rows["off_s"])
+    for switch in ("channels_last", "cast_once"):
+        assert close(rows[f"{switch}.speedup"], rows["off_s"] / rows[f"{switch}_s"], 1e-2)
+    assert "compile_s" not in rows
+    assert "skipped" in report["measures"]["transformer_switches"]
