@@ -25,6 +25,7 @@ def held_out():
     return [make_toy_sample(HELD_OUT + i, 64) for i in range(200)]
 
 
+@pytest.mark.slow
 def test_shipped_toy_detector_is_accurate_on_held_out_renders(held_out):
     found = detect_toy_poses(load_detector(), torch.stack([to_tensor(s.image) for s in held_out]), 64, 64)
     report = fidelity(found, [s.pose for s in held_out])
