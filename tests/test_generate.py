@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,3 +250,20 @@ def test_the_longest_grid_of_each_sampler_is_accepted(pipeline):
     for sampler in SAMPLERS:
         steps = 999 if sampler in ("ddim", "plms") else 1000
         pipeline.check_options({"sampler": sampler, "steps": steps})
+
+
+@pytest.mark.slow  # compiles the transformer's step with inductor
+def test_generate_compile_draws_what_the_eager_model_draws(capsys, tmp_path, monkeypatch):
+    """`--compile` reaches the pipeline and draws through the compiled step: the same codes, so the same PNG."""
+    compiled_calls = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: compiled_calls.append(k) or real_compile(*a, **k))
+    pose = str(Path(__file__).parents[1] / "examples" / "poses" / "waving.json")
+    common = ["generate", "--model", "builtin:transformer", "--pose", pose, "--seed", "3", "--device", "cpu"]
+    assert run_cli(capsys, *common, "--out", str(tmp_path / "eager"))[0] == 0
+    assert not compiled_calls
+    code, _, err = run_cli(capsys, *common, "--compile", "--out", str(tmp_path / "compiled"))
+    assert code == 0, err
+    assert compiled_calls  # the compiled step drew the codes
+    png = "waving_seed3.png"
+    assert np.array_equal(_pixels(tmp_path / "eager" / png), _pixels(tmp_path / "compiled" / png))

@@ -51,3 +51,8 @@ def vq_model(value: Path | None) -> Path | None:
     if value is not None:
         vq_folder(value)
     return value
+
+
+CompileOption = Annotated[
+    bool, typer.Option("--compile", metavar="", help="torch.compile the network (slow first step; docs/speed.md).")
+]

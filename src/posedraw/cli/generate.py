@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from posedraw.cli.common import DeviceOption, writable_dir
+from posedraw.cli.common import CompileOption, DeviceOption, writable_dir
 from posedraw.cli.options import CoordinateSpace, FrameOption, ImageIdOption, print_notes, read_options
 from posedraw.cli.tune import ClipOption, ClipPretrainedOption, ClipWeightsOption, clip_spec, print_similarities
 
@@ -107,6 +107,7 @@ def generate(
     clip_pretrained: ClipPretrainedOption = "openai",
     clip_weights: ClipWeightsOption = None,
     device: DeviceOption = "auto",
+    compile: CompileOption = False,
 ) -> None:
     """Draw characters in the given poses; optionally restyle them with CLIP (--tune-prompt).
 
@@ -139,6 +140,8 @@ def generate(
         names = output_names(files)
         jobs = [Job(poses[f], names[f], s) for f in files for s in seeds]
     pipeline = load_pipeline(model, resolve_device(device), notes)
+    if compile:
+        pipeline.accelerate(compile=True)
     print_notes(notes)
     if from_png is not None:  # the recipe, less options of earlier versions this model does not take
         options = {**{k: v for k, v in recorded.items() if k in pipeline.options}, **options}

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from posedraw.cli.common import (
+    CompileOption,
     DeviceOption,
     DevicesOption,
     NodesOption,
@@ -89,6 +90,7 @@ def train_ldm_command(
     devices: DevicesOption = 1,
     num_nodes: NodesOption = 1,
     precision: PrecisionOption = None,
+    compile: CompileOption = False,
 ) -> None:
     """Train a pose-conditioned diffusion model on cached latents; rerun the same command to resume.
 
@@ -97,7 +99,7 @@ def train_ldm_command(
     from posedraw.train.ldm import train_ldm
 
     options = _options(out, device, devices, num_nodes, precision, max_steps, restart)
-    model_dir = train_ldm(config, latents, vq, options, init=init, keep_best=keep_best)
+    model_dir = train_ldm(config, latents, vq, options, init=init, keep_best=keep_best, compile=compile)
     if model_dir is not None:
         typer.echo(f"pipeline saved to {model_dir} (posedraw generate --model {model_dir} ...)")
 

@@ -255,6 +255,9 @@ class CompiledDecoder(CachedDecoder):
         if self.static is None:
             logits = super().logits(fed, step)
             cache = torch.stack(self.cache.layers)  # (layers, 2, B, heads, length, head_dim)
+            # the positions not yet written hold whatever memory was there: a NaN in them would reach the
+            # step's attention through its zero weights (0 * NaN), so they start as zeros
+            cache[:, :, :, :, self.cache.filled :].zero_()
             self.static = (torch.tensor(self.cache.filled, device=cache.device), cache)
             return logits
         return self.step(fed, _added(self.pose_maps, step, 1), *self.static)

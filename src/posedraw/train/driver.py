@@ -332,7 +332,8 @@ class StepProgress(Callback):
         if (self.bar is None and not due) or (self.bar is not None and now - self.shown < 0.5 and not due):
             return  # reading the loss waits for the GPU: twice a second is enough for a bar
         self.shown = now
-        loss = trainer.progress_bar_metrics.get("loss", trainer.progress_bar_metrics.get("rec"))
+        metrics = trainer.callback_metrics  # device tensors: read only here, when a line is shown
+        loss = metrics.get("loss", metrics.get("rec"))
         shown = "" if loss is None else f"loss {float(loss):.4f}"
         if self.bar is not None:
             self.bar.update(self.task, completed=step, loss=shown)

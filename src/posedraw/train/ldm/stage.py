@@ -30,9 +30,11 @@ def ldm_stage(
     validation: list[Pose] | None = None,
     init: str | Path | None = None,
     keep_best: str | None = None,
+    compile: bool = False,
 ) -> Stage:
     """The diffusion stage: cached latents in, a pipeline folder (EMA weights) out; `init` to fine-tune.
-    `validation`: the sample grids' poses; `keep_best`: overrides the config's `validation.keep_best`."""
+    `validation`: the sample grids' poses; `keep_best`: overrides the config's `validation.keep_best`;
+    `compile`: torch.compile the UNet (docs/speed.md)."""
     config = with_keep_best(load_config(LDMRunConfig, config_path), keep_best)
     measure = config.diffusion.scale_factor <= 0
     data = LatentData.read(latents, measure, validation is None, config.text.kind == "tags")
@@ -45,7 +47,7 @@ def ldm_stage(
     torch.manual_seed(train.seed)
     with torch.random.fork_rng(devices=[]):  # the networks start the same with or without a text encoder
         text_encoder = make_text_encoder(config, data.tag_lists, str(latents))
-    module = LatentDiffusionModule(config, text_encoder)
+    module = LatentDiffusionModule(config, text_encoder, compile=compile)
     if init is not None:
         start_from(module, init)
 
@@ -72,7 +74,9 @@ def train_ldm(
     validation: list[Pose] | None = None,
     init: str | Path | None = None,
     keep_best: str | None = None,
+    compile: bool = False,
 ) -> Path | None:
     """Train (or resume) a diffusion model on a latent cache; export `<out>/model` (a pipeline folder).
     `init`: start from that diffusion model's weights (ignored when resuming: the checkpoint has them)."""
-    return run_stage(ldm_stage(config_path, latents, vq_dir, options.out, validation, init, keep_best), options)
+    stage = ldm_stage(config_path, latents, vq_dir, options.out, validation, init, keep_best, compile)
+    return run_stage(stage, options)
