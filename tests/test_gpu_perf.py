@@ -34,6 +34,7 @@ def report(tmp_path_factory):
     return final
 
 
+@pytest.mark.slow  # the bench's --tiny run
 def test_every_measure_is_reported_and_none_failed(report):
     measures = report["measures"]
     assert list(measures) == list(gpu_perf.MEASURES)
@@ -41,6 +42,7 @@ def test_every_measure_is_reported_and_none_failed(report):
     assert not failed
 
 
+@pytest.mark.slow  # the bench's --tiny run
 def test_training_reports_samples_per_second_flops_and_mfu_that_agree(report):
     peak = report["measures"]["matmul_peak"]["tflops"] * 1e12
     assert gpu_perf.finite_positive(peak)
@@ -52,6 +54,7 @@ def test_training_reports_samples_per_second_flops_and_mfu_that_agree(report):
         assert m["through"] == "posedraw.train.driver.run_stage"
 
 
+@pytest.mark.slow  # the bench's --tiny run
 def test_drawing_reports_images_per_second_at_each_batch_with_the_default_options(report):
     from posedraw.pipelines.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS
 
@@ -62,6 +65,7 @@ def test_drawing_reports_images_per_second_at_each_batch_with_the_default_option
     assert gpu_perf.finite_positive(report["measures"]["cold_start"]["seconds_to_first_image"])
 
 
+@pytest.mark.slow  # the bench's --tiny run
 def test_comparisons_name_both_sides_or_why_the_original_is_missing(report):
     comparisons = {
         "ldm_train_vs_original": ("ldm_train_step", "ldm_unet_step"),
@@ -92,6 +96,7 @@ def test_alternate_runs_the_ways_in_turn_and_leaves_the_warmup_out():
     assert last == {"a": 1, "b": 2}
 
 
+@pytest.mark.slow  # the bench's --tiny run
 def test_each_speed_switch_is_timed_against_all_off_in_the_same_run(report):
     """--tiny times channels_last and the bf16 cast against all off (compile only on the GPU run)."""
     rows = report["measures"]["diffusion_switches"]

@@ -34,6 +34,7 @@ from tests.cli_helpers import run_cli
 
 TINY = TransformerConfig(num_codes=64, grid=6, pose_grid=8, layers=2, heads=2, width=32, pose_maps=True)
 PREFIX_ONLY = TransformerConfig(num_codes=64, grid=6, pose_grid=8, layers=2, heads=2, width=32)
+SLOW = pytest.mark.slow  # the guided runs take twice the time: the fast loop keeps the unguided one
 
 
 def _sampler(config: TransformerConfig = TINY) -> CodeSampler:
@@ -94,7 +95,9 @@ def test_pose_maps_mark_the_code_cells_of_each_joint_and_go_where_that_code_is_p
 
 
 @pytest.mark.parametrize("config", [TINY, PREFIX_ONLY], ids=["maps", "prefix-only"])
-@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.7, top_k=8, top_p=0.9, guidance=2.0)])
+@pytest.mark.parametrize(
+    "sampling", [Sampling(), pytest.param(Sampling(temperature=0.7, top_k=8, top_p=0.9, guidance=2.0), marks=SLOW)]
+)
 def test_kv_cached_sampling_draws_the_same_codes_as_recomputing(sampling, config):
     sampler = _sampler(config)
     poses = [make_toy_sample(i, 64).pose for i in range(3)]
@@ -168,7 +171,9 @@ def test_gpt2_variants_the_forward_does_not_implement_are_refused_by_name():
         CodeGPT(model, TINY.num_codes)
 
 
-@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.8, top_k=20, guidance=2.0)])
+@pytest.mark.parametrize(
+    "sampling", [Sampling(), pytest.param(Sampling(temperature=0.8, top_k=20, guidance=2.0), marks=SLOW)]
+)
 def test_an_images_codes_depend_on_its_pose_and_seed_only(sampling):
     """Image k's codes for seed s are the same drawn alone or in a batch, wherever it stands in the batch."""
     sampler = _sampler()
