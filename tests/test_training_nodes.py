@@ -32,12 +32,16 @@ def _command(config, world, out, devices: int, nodes: int) -> list[str]:
 @pytest.mark.slow  # two training processes per run
 def test_two_nodes_of_one_process_train_as_two_processes_on_one_machine(world, tmp_path):
     config = write_config(tmp_path, "tf", TINY_TRANSFORMER)
+    # one thread per process on both sides: Lightning gives each CPU process cpu_count / its machine's ranks
+    # threads, and another thread count rounds the float sums differently
+    threads = {**os.environ, "OMP_NUM_THREADS": "1"}
     one_machine = tmp_path / "one-machine"
-    result = subprocess.run(_command(config, world, one_machine, 2, 1), capture_output=True, text=True, timeout=300)
+    command = _command(config, world, one_machine, 2, 1)
+    result = subprocess.run(command, env=threads, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
 
     two_nodes = tmp_path / "two-nodes"  # one folder both nodes see, as a cluster's shared file system
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    env = {**threads, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
     command = _command(config, world, two_nodes, 1, 2)
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     nodes = [subprocess.Popen(command, env={**env, "NODE_RANK": str(rank)}, **pipes) for rank in (0, 1)]
