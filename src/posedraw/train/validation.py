@@ -191,6 +191,30 @@ def held_out_set(
     return HeldOutSet(poses, image_features(extractor, reals))
 
 
+def stage_validation(
+    config: ValidationConfig,
+    stream: Any,
+    cache: Path,
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    build_pipeline: Callable[[L.LightningModule], Any],
+    out: Path,
+    **sampling: Any,
+) -> Validation | None:
+    """A stage's validation when its config asks for it (None otherwise): the held-out set (taken out of
+    `stream`), drawn by the pipeline `build_pipeline` makes of the module being trained, with `sampling`
+    options. Both generative stages go through here; they differ only in `decode`, the pipeline and its
+    sampling options."""
+    if not config.enabled:
+        return None
+    extractor = feature_extractor(config)
+    held = held_out_set(config, stream, cache, decode, extractor)
+
+    def draw(module: L.LightningModule, poses: list[Pose], seeds: list[int]) -> torch.Tensor:
+        return build_pipeline(module).to(module.device)(poses, seeds=seeds, **sampling).images
+
+    return Validation(config, held, draw, out, extractor, say=announce)
+
+
 def feature_extractor(config: ValidationConfig) -> Any:
     """The configured extractor (None for `features: none`), loaded before training starts."""
     if config.features == "none":

@@ -15,7 +15,7 @@ from posedraw.pose import Pose
 from posedraw.train.ldm.config import LDMRunConfig
 from posedraw.train.ldm.export import build_pipeline
 from posedraw.train.ldm.module import LatentDiffusionModule
-from posedraw.train.validation import Validation, announce, feature_extractor, held_out_set
+from posedraw.train.validation import Validation, stage_validation
 
 
 class SampleGrid(Callback):
@@ -43,16 +43,9 @@ def ldm_validation(config: LDMRunConfig, stream: Any, cache: Path, vq: torch.nn.
     """The diffusion stage's validation (train/validation.py) when the config asks for it: the EMA weights
     draw the held-out poses with `validation.steps` sampler steps. Takes the held-out samples out of
     `stream`."""
-    settings = config.validation
-    if not settings.enabled:
-        return None
     from posedraw.models.vq import decode
 
-    extractor = feature_extractor(settings)
-    held = held_out_set(settings, stream, cache, lambda latents: decode(vq, latents), extractor)
-
-    def draw(module: L.LightningModule, poses: list[Pose], seeds: list[int]) -> torch.Tensor:
-        pipeline = build_pipeline(module, vq).to(module.device)  # type: ignore[arg-type]
-        return pipeline(poses, seeds=seeds, steps=settings.steps).images
-
-    return Validation(settings, held, draw, out, extractor, say=announce)
+    return stage_validation(
+        config.validation, stream, cache, lambda latents: decode(vq, latents),
+        lambda module: build_pipeline(module, vq), out, steps=config.validation.steps,
+    )  # fmt: skip
