@@ -14,6 +14,10 @@ pixels and a coordinate at most `MAX_COORDINATE` from the origin, so a position 
 Besides the 17 body joints, a Pose may hold optional `parts` (see `schema.PARTS`): named groups of
 extra points of every person (a file's own neck and mid-hip, feet, hands, face) with the same
 position / state / confidence rules as the body. Body-only code reads `xy` and `state` and never sees them.
+
+A Pose may also carry one text `prompt` per person ("red hair, blue dress" for the one, "blonde hair" for
+the other): `prompts` is empty when none was given, else one string per person in person order ("" for a
+person without one). Every operation that keeps, drops, reorders or stacks people carries them along.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from posedraw.pose.schema import NUM_JOINTS, PART_SIZES, PARTS, JointState
 MAX_CANVAS = 100_000.0
 #: the largest distance of a coordinate from the origin, in pixels (ten of the largest canvases)
 MAX_COORDINATE = 10 * MAX_CANVAS
+#: the longest per-person prompt, in characters: text encoders read about 77 tokens, far fewer
+MAX_PROMPT_CHARS = 1000
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -166,10 +172,29 @@ def _checked_parts(parts: object, people: int) -> Mapping[str, Part]:
     return MappingProxyType({name: parts[name] for name in PARTS if name in parts})
 
 
+def _checked_prompts(prompts: object, people: int) -> tuple[str, ...]:
+    """The per-person prompts as a tuple of one string per person; () when none is given or all are empty,
+    so a pose whose prompts say nothing equals one without any."""
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence):
+        raise PoseError(f"prompts: expected a sequence of one text per person, got {type(prompts).__name__}")
+    prompts = tuple(prompts)
+    for i, text in enumerate(prompts):
+        if not isinstance(text, str):
+            raise PoseError(f"prompts[{i}]: expected a text, got {type(text).__name__}")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise PoseError(f"prompts[{i}]: expected at most {MAX_PROMPT_CHARS} characters, got {len(text)}")
+    if not any(prompts):
+        return ()
+    if len(prompts) != people:
+        raise PoseError(f"prompts: expected one per person ({people}), got {len(prompts)}")
+    return prompts
+
+
 @dataclass(frozen=True, eq=False)
 class Pose(Points):
     """People in a canvas: `xy` (P, 17, 2) pixels, `state` (P, 17) JointState, optional `confidence`,
-    and optional `parts` {name: Part} (neck / mid-hip, feet, hands, face; see `schema.PARTS`).
+    optional `parts` {name: Part} (neck / mid-hip, feet, hands, face; see `schema.PARTS`) and optional
+    `prompts` (one text per person, "" for a person without one; () for none).
 
     Immutable: the arrays are private copies marked read-only; derive new poses with `replace`.
     """
@@ -180,6 +205,7 @@ class Pose(Points):
     height: float
     confidence: np.ndarray | None = None
     parts: Mapping[str, Part] = field(default_factory=dict)
+    prompts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         xy, state, confidence = _checked_points(self.xy, self.state, self.confidence, (NUM_JOINTS,), "")
@@ -194,10 +220,12 @@ class Pose(Points):
         object.__setattr__(self, "state", state)
         object.__setattr__(self, "confidence", confidence)
         object.__setattr__(self, "parts", _checked_parts(self.parts, int(state.shape[0])))
+        object.__setattr__(self, "prompts", _checked_prompts(self.prompts, int(state.shape[0])))
 
     def __reduce__(self) -> tuple[type[Pose], tuple[object, ...]]:
         """Pickle by the constructor's arguments (the read-only parts view itself cannot be pickled)."""
-        return (Pose, (self.xy, self.state, self.width, self.height, self.confidence, dict(self.parts)))
+        fields = (self.xy, self.state, self.width, self.height, self.confidence, dict(self.parts), self.prompts)
+        return (Pose, fields)
 
     # --- construction -------------------------------------------------------------------------------
     @classmethod
@@ -236,6 +264,7 @@ class Pose(Points):
             canvas[1],
             _stacked_confidence([p.confidence for p in poses]),
             {name: _stacked_part(name, poses) for name in names},
+            _stacked_prompts(poses),
         )
 
     def replace(self, **changes: object) -> Pose:
@@ -247,6 +276,7 @@ class Pose(Points):
             "height": self.height,
             "confidence": self.confidence,
             "parts": self.parts,
+            "prompts": self.prompts,
         }
         fields.update(changes)
         return Pose(**fields)  # type: ignore[arg-type]
@@ -264,7 +294,20 @@ class Pose(Points):
         sl = slice(i, i + 1)
         conf = None if self.confidence is None else self.confidence[sl]
         parts = {name: part.people(sl) for name, part in self.parts.items()}
-        return Pose(self.xy[sl], self.state[sl], self.width, self.height, conf, parts)
+        return Pose(self.xy[sl], self.state[sl], self.width, self.height, conf, parts, self.prompts[sl])
+
+    def prompt(self, index: int) -> str:
+        """The prompt of one person ("" when that person, or the whole pose, has none)."""
+        return self.prompts[index] if self.prompts else ""
+
+    def box(self, index: int) -> tuple[float, float, float, float] | None:
+        """(x0, y0, x1, y1): the pixel box around one person's visible and occluded body joints; None when the
+        person has none (where a person is, so a user can tell who is who)."""
+        xy = self.xy[index][self.present[index]]
+        if not len(xy):
+            return None
+        (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
 
     def inside_canvas(self) -> np.ndarray:
         """(P, 17) bool: present and within [0, width] x [0, height]."""
@@ -273,10 +316,13 @@ class Pose(Points):
     def allclose(self, other: Pose, atol: float = 1e-6, compare_confidence: bool = True) -> bool:
         """Same canvas, states and positions (within `atol` pixels), and confidences when both have them.
 
-        Parts compare the same way; absent points hold nothing, so a part whose points are all absent
-        equals a part that is not there, and a 70-point face with absent pupils equals the 68-point face.
+        Per-person prompts must be equal. Parts compare the same way; absent points hold nothing, so a part
+        whose points are all absent equals a part that is not there, and a 70-point face with absent pupils
+        equals the 68-point face.
         """
-        if self.canvas != other.canvas or not _same_points(self, other, atol, compare_confidence):
+        if self.canvas != other.canvas or self.prompts != other.prompts:
+            return False
+        if not _same_points(self, other, atol, compare_confidence):
             return False
         for name in set(self.parts) | set(other.parts):
             mine, theirs = self.parts.get(name), other.parts.get(name)
@@ -292,6 +338,11 @@ def _stacked_confidence(confidences: list[np.ndarray | None]) -> np.ndarray | No
     if any(c is None for c in confidences):
         return None
     return np.concatenate(confidences)  # type: ignore[arg-type]
+
+
+def _stacked_prompts(poses: Sequence[Pose]) -> tuple[str, ...]:
+    """The prompts of every person in stacking order ("" for people of poses without any)."""
+    return tuple(p.prompt(i) for p in poses for i in range(p.num_people))
 
 
 def _stacked_part(name: str, poses: Sequence[Pose]) -> Part:

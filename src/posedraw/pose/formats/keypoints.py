@@ -68,13 +68,14 @@ def held_items(pose: Pose) -> list[str]:
         "occluded states": bool((pose.state == JointState.OCCLUDED).any())
         or any((p.state == JointState.OCCLUDED).any() for p in parts.values()),
         "confidences": pose.confidence is not None or any(p.confidence is not None for p in parts.values()),
+        "per-person prompts": bool(pose.prompts),
     }
     return [item for item, held in found.items() if held]
 
 
 def left_out(pose: Pose, holds: set[str], why: dict[str, str] | None = None) -> list[str]:
     """The items of `pose` a format cannot hold (those not in `holds`), each with its reason from `why`."""
-    why = why or {}
+    why = {"per-person prompts": "only posedraw JSON holds them", **(why or {})}
     if "face" not in holds:
         holds = holds | {"pupils"}  # said by "face"
     return [item + (f" ({why[item]})" if item in why else "") for item in held_items(pose) if item not in holds]

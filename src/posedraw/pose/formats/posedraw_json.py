@@ -8,7 +8,8 @@
         {"joints": {"nose": {"x": 251.5, "y": 80.0, "state": "visible", "confidence": 0.98},
                     "left_eye": {"state": "absent"}, ...},
          "parts": {"left_hand": [{"x": 300.0, "y": 410.5, "state": "visible"}, {"state": "absent"}, ...],
-                   "face": [...]}}       # optional: every point of each part, in schema.PARTS order
+                   "face": [...]},       # optional: every point of each part, in schema.PARTS order
+         "prompt": "red hair, blue dress"}  # optional: what to draw for this person (per-person prompt)
       ],
       "meta": {...}                       # optional, free-form, ignored by the reader
     }
@@ -16,7 +17,8 @@
 Pixels: x right, y down, origin at the top-left corner of the canvas. A joint left out of `joints` is
 absent; so is every point of a part a person does not list. `people` may be empty (nobody in the image).
 Every field of a Pose is stored, so reading what was written gives the same Pose exactly; a pose without
-parts is written without the `parts` key, as before parts existed.
+parts is written without the `parts` key, as before parts existed; a person without a prompt is written
+without `prompt`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from posedraw.pose.core import Part, Pose
+from posedraw.errors import PoseFormatError
+from posedraw.pose.core import MAX_PROMPT_CHARS, Part, Pose
 from posedraw.pose.formats.fields import (
     ReadOptions,
     WriteOptions,
@@ -106,11 +109,20 @@ def _parts(value: Any, where: str) -> dict[str, _Points]:
     return parts
 
 
-def _person(value: Any, where: str) -> tuple[_Points, dict[str, _Points]]:
+def _prompt(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise fail(where, "a text (what to draw for this person)", value)
+    if len(value) > MAX_PROMPT_CHARS:
+        raise PoseFormatError(f"{where}: expected a text of at most {MAX_PROMPT_CHARS} characters, got {len(value)}")
+    return value
+
+
+def _person(value: Any, where: str) -> tuple[_Points, dict[str, _Points], str]:
     person = as_dict(value, where)
-    reject_unknown_keys(person, {"joints", "parts"}, where)
+    reject_unknown_keys(person, {"joints", "parts", "prompt"}, where)
     parts = _parts(person["parts"], f"{where}.parts") if "parts" in person else {}
-    return _body(person.get("joints"), f"{where}.joints"), parts
+    prompt = _prompt(person["prompt"], f"{where}.prompt") if "prompt" in person else ""
+    return _body(person.get("joints"), f"{where}.joints"), parts, prompt
 
 
 def _confidence(groups: list[_Points], where: str) -> np.ndarray | None:
@@ -142,8 +154,8 @@ def read(doc: Any, options: ReadOptions, notes: list[str]) -> Pose:
     if space not in ("pixels", "normalized"):
         raise fail("coordinates", "'pixels' or 'normalized'", space)
     people = [_person(p, f"people[{i}]") for i, p in enumerate(as_list(doc.get("people"), "people"))]
-    bodies = [body for body, _ in people]
-    part_lists = [parts for _, parts in people]
+    bodies = [body for body, _, _ in people]
+    part_lists = [parts for _, parts, _ in people]
     parts = {name: _part(name, part_lists) for name in PARTS if any(name in p for p in part_lists)}
     xy = np.stack([b.xy for b in bodies]) if bodies else np.zeros((0, NUM_JOINTS, 2))
     state = np.stack([b.state for b in bodies]) if bodies else np.zeros((0, NUM_JOINTS), dtype=np.int64)
@@ -152,7 +164,7 @@ def read(doc: Any, options: ReadOptions, notes: list[str]) -> Pose:
         scale = np.array([width, height])
         xy = xy * scale
         parts = {name: part.replace(xy=part.xy * scale) for name, part in parts.items()}
-    return Pose(xy, state, width, height, confidence, parts)
+    return Pose(xy, state, width, height, confidence, parts, tuple(prompt for _, _, prompt in people))
 
 
 def _entry(xy: np.ndarray, state: int, confidence: float | None) -> dict[str, Any]:
@@ -178,6 +190,8 @@ def write(pose: Pose, options: WriteOptions) -> dict[str, Any]:
         person: dict[str, Any] = {"joints": dict(zip(JOINTS, _entries(pose, p)))}
         if pose.parts:
             person["parts"] = {name: _entries(part, p) for name, part in pose.parts.items()}
+        if pose.prompt(p):
+            person["prompt"] = pose.prompt(p)
         people.append(person)
     return {
         "schema": SCHEMA,
