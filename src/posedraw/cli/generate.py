@@ -71,10 +71,21 @@ def generate(
     top_k: Annotated[int | None, typer.Option("--top-k", help="Transformer: keep the k likeliest.")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", help="Transformer: nucleus mass in (0, 1].")] = None,
     prompt: Annotated[
-        str | None, typer.Option("--prompt", help='What to draw, e.g. "red hair, blue dress" (models with text).')
+        str | None,
+        typer.Option(
+            "--prompt",
+            help='What to draw, e.g. "red hair, blue dress" (models with text). With | one prompt per person, in '
+            'the order `posedraw pose show` lists: "red hair | blonde hair"; these replace the pose file\'s own '
+            "per-person prompts (without |, the file's are used).",
+        ),
+    ] = None,
+    scene_prompt: Annotated[
+        str | None,
+        typer.Option("--scene-prompt", help="The whole picture's prompt next to per-person prompts (--prompt with |)."),
     ] = None,
     negative_prompt: Annotated[
-        str | None, typer.Option("--negative-prompt", help="What not to draw (models with text).")
+        str | None,
+        typer.Option("--negative-prompt", help="What not to draw (models with text); with | one per person."),
     ] = None,
     text_guidance: Annotated[
         float | None, typer.Option("--text-guidance", help="Text guidance scale (1 = off; models with text).")
@@ -112,6 +123,9 @@ def generate(
     """Draw characters in the given poses; optionally restyle them with CLIP (--tune-prompt).
 
     Example: posedraw generate --model models/keypoints-danbooru --pose pose.json --num 4 --grid --out out/
+
+    Per-person prompts (models trained with them): --prompt "red hair, blue dress | blonde hair" --scene-prompt
+    "beach"; the command line's replace the pose file's own, and the order is `posedraw pose show`'s.
     """
     from posedraw.devices import resolve_device
     from posedraw.errors import PosedrawError
@@ -119,17 +133,20 @@ def generate(
     from posedraw.pipelines.drawing import seed_run
     from posedraw.pipelines.outputs import Job, Outputs, load_start_latents, run_jobs
     from posedraw.pose import read_pose
+    from posedraw.pose.prompts import split_prompt
 
+    wanted = split_prompt(prompt or "", scene_prompt or "", "--prompt")
+    unwanted = split_prompt(negative_prompt or "", "", "--negative-prompt")
     given = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance, "temperature": temperature,
-             "top_k": top_k, "top_p": top_p, "prompt": prompt or None, "negative_prompt": negative_prompt or None,
-             "text_guidance": text_guidance}  # fmt: skip
+             "top_k": top_k, "top_p": top_p, "prompt": wanted.scene or None, "negative_prompt": unwanted.scene or None,
+             "person_negative_prompts": unwanted.people or None, "text_guidance": text_guidance}  # fmt: skip
     options = {name: value for name, value in given.items() if value is not None}  # an empty prompt is none
     notes: list[str] = []
     if from_png is not None:
         from posedraw.pipelines.outputs import read_png_metadata
 
         job, recorded, recorded_model = read_png_metadata(from_png)
-        jobs, model, poses = [job], model or recorded_model, {from_png: job.pose}
+        model, poses = model or recorded_model, {from_png: job.pose}
     else:
         seeds = seed_run(seed, num)
         files = list(dict.fromkeys(_pose_files(pose or [], pose_dir)))
@@ -137,6 +154,10 @@ def generate(
             raise PosedrawError("no poses: give --pose FILE (repeatable), --pose-dir DIR or --from-png IMG")
         read = read_options(canvas, coords, image_id, frame)
         poses = {f: read_pose(f, options=read, notes=notes) for f in files}
+    poses = _with_person_prompts(poses, wanted.people, unwanted.people)
+    if from_png is not None:
+        jobs = [Job(poses[from_png], job.name, job.seed)]
+    else:
         names = output_names(files)
         jobs = [Job(poses[f], names[f], s) for f in files for s in seeds]
     pipeline = load_pipeline(model, resolve_device(device), notes)
@@ -145,9 +166,12 @@ def generate(
     print_notes(notes)
     if from_png is not None:  # the recipe, less options of earlier versions this model does not take
         options = {**{k: v for k, v in recorded.items() if k in pipeline.options}, **options}
-    pipeline.check_options({**options, **({"latents": latents} if latents is not None else {})})
+    people = [p.prompts for p in poses.values()]  # the poses' own: refused like given ones by a model without
+    pipeline.check_options({**options, **({"latents": latents} if latents is not None else {}),
+                            **({"person_prompts": people} if any(people) else {})})  # fmt: skip
     _check_drawable(pipeline, poses)
-    _warn_unknown_words(pipeline, [options.get("prompt", ""), options.get("negative_prompt", "")])
+    texts = ("prompt", "negative_prompt", "person_negative_prompts")
+    _warn_unknown_words(pipeline, [options.get(name) for name in texts] + people)
     start = None if latents is None else load_start_latents(latents, len(jobs), pipeline.latent_shape)
     tune = _tuner(pipeline, tune_prompt, tune_steps, clip_spec(clip, clip_pretrained, clip_weights), out)
 
@@ -158,6 +182,17 @@ def generate(
 
     extras = Outputs(save_latent, grid, progress_row)
     run_jobs(pipeline, jobs, options, model or "builtin", out, extras, batch_size, start, on_written=written)
+
+
+def _with_person_prompts(poses: dict, wanted: tuple[str, ...], unwanted: tuple[str, ...]) -> dict:
+    """The poses with the command line's per-person prompts (they replace a file's own), after checking that
+    each file holds as many people as prompts were given (per-person negative prompts too)."""
+    from posedraw.pose.prompts import check_person_count
+
+    for path, pose in poses.items():
+        check_person_count(wanted, pose.num_people, "--prompt", str(path))
+        check_person_count(unwanted, pose.num_people, "--negative-prompt", str(path))
+    return {path: pose.replace(prompts=wanted) if wanted else pose for path, pose in poses.items()}
 
 
 def _check_drawable(pipeline, poses: dict) -> None:
@@ -171,9 +206,16 @@ def _check_drawable(pipeline, poses: dict) -> None:
             raise PoseError(f"{path}: {str(exc).removeprefix('pose 0: ')}") from None
 
 
-def _warn_unknown_words(pipeline, prompts: list[str]) -> None:
+def _texts(value) -> list[str]:
+    """Every non-empty text of a prompt, a list of per-person prompts or a list of such lists."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return [text for item in value or () for text in _texts(item)]
+
+
+def _warn_unknown_words(pipeline, prompts: list) -> None:
     """One warning line for the words of the prompts the model does not know (they are ignored)."""
-    unknown = pipeline.unknown_prompt_words([p for p in prompts if p])
+    unknown = pipeline.unknown_prompt_words(_texts(prompts))
     if unknown:
         typer.echo(f"warning: tags this model does not know, ignored: {', '.join(unknown)}", err=True)
 

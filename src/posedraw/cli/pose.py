@@ -140,6 +140,14 @@ def _joint_table(pose: Pose, p: int) -> Table:
     return table
 
 
+def _person_line(pose: Pose, p: int) -> str:
+    """One person in a line: index, box of the present joints and per-person prompt."""
+    box = pose.box(p)
+    where = "no joint with a position" if box is None else "box x0 {:.1f} y0 {:.1f} x1 {:.1f} y1 {:.1f} px".format(*box)
+    prompt = f"prompt {pose.prompt(p)!r}" if pose.prompt(p) else "no prompt"
+    return f"person {p}: {where}, {prompt}"
+
+
 @app.command()
 def show(
     source: Annotated[Path, typer.Argument(help="Pose file to list.")],
@@ -149,13 +157,18 @@ def show(
     image_id: ImageIdOption = None,
     frame: FrameOption = None,
 ) -> None:
-    """Print a table of the joints of every person, and a line per part (neck / mid-hip, feet, hands, face).
+    """List the people (index, box, per-person prompt), then a table of the joints of every person and a line
+    per part (neck / mid-hip, feet, hands, face).
+
+    People are numbered from 0 in the file's order, the order of the parts of `generate --prompt "a | b"`.
 
     Example: posedraw pose show pose.json
     """
     pose = _read(source, from_format, canvas, coords, image_id, frame)
     console = Console(highlight=False, soft_wrap=True)
     console.print(Text(f"{source}: {_people(pose)}, canvas {pose.width:g}x{pose.height:g} px"))
+    for p in range(pose.num_people):
+        console.print(Text(_person_line(pose, p)))
     for p in range(pose.num_people):
         console.print(_joint_table(pose, p))
         for name, part in pose.parts.items():

@@ -79,6 +79,12 @@ class PoseEncoder(ModelMixin, ConfigMixin):
     def has_null(self) -> bool:
         return bool(getattr(self.config, "null_pose", False))
 
+    @property
+    def takes_person_prompts(self) -> bool:
+        """Whether the encoder binds each person's prompt (`Pose.prompts`) to that person; the pipeline refuses
+        per-person prompts for an encoder that does not, rather than drawing without them."""
+        return False
+
     def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 

@@ -106,20 +106,26 @@ class CodeTransformerPipeline(DrawingPipeline):
         prompt: str | Sequence[str] = "",
         negative_prompt: str | Sequence[str] = "",
         text_guidance: float = 1.0,
+        person_prompts: Sequence[str] | Sequence[Sequence[str]] | None = None,
+        person_negative_prompts: Sequence[str] | Sequence[Sequence[str]] | None = None,
     ) -> Drawing:
         """Draw one code grid per (pose, seed) and decode it. Intermediates every `codes_every` codes, or 8 of
         them with `progress_row`; `use_cache=False` recomputes the sequence every step (the reference).
-        `prompt` / `negative_prompt` (one for all, or one per pose) and `text_guidance`: models with tags."""
+        `prompt` / `negative_prompt` (one for all, or one per pose) and `text_guidance`: models with tags.
+        `person_prompts` / `person_negative_prompts` (default: the poses' own): refused, as by every model not
+        trained with per-person prompts (drawing.py's `check_options`)."""
         options = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "guidance": guidance,
                    "progress_row": progress_row, "prompt": prompt, "negative_prompt": negative_prompt,
-                   "text_guidance": text_guidance}  # fmt: skip
-        seeds, prompts, negatives = self.check_call(poses, seeds, options)
+                   "text_guidance": text_guidance, "person_prompts": person_prompts,
+                   "person_negative_prompts": person_negative_prompts}  # fmt: skip
+        seeds, text = self.check_call(poses, seeds, options)
         if progress_row and codes_every is None:
             codes_every = max(1, self.pose_encoder.config.grid**2 // 8)
         sampler = CodeSampler(self.transformer, self.pose_encoder, self.compiled)
         sampling = Sampling(temperature, top_k, top_p, guidance, text_guidance)
         progress = not self._progress_disabled()
-        codes, partial = sampler(poses, seeds, sampling, use_cache, progress, codes_every, prompts, negatives)
+        codes, partial = sampler(poses, seeds, sampling, use_cache, progress, codes_every, text.prompts,
+                                 text.negatives)  # fmt: skip
         intermediates = [(count, self._decode_partial(drawn)) for count, drawn in partial]
         return Drawing(finite_images(decode_codes(self.vq, codes).float()), latents_from_codes(self.vq, codes).float(),
                        codes=codes, intermediates=intermediates)  # fmt: skip

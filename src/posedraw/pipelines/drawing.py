@@ -9,6 +9,10 @@ of its range and a combination the model cannot draw (each pipeline adds its own
 `check_inputs` does), in one line naming the flag, before any work. `__call__` runs the same check first, so
 no option error is left to surface halfway through a drawing; what it can still meet is a model that
 produces non-finite numbers from valid options, which is a `SamplingError`, never an image.
+
+Per-person prompts (`person_prompts`, `person_negative_prompts`: one text per person, "red hair | blonde
+hair" on the command line) are text options too: given ones replace the pose's own (`Pose.prompts`), and
+`check_options` refuses them for a model that was not trained with them (`takes_person_prompts`).
 """
 
 from __future__ import annotations
@@ -74,12 +78,48 @@ def number_in(low: float, high: float, integer: bool = False) -> Callable[[Any],
 MAX_GUIDANCE = 30.0
 GUIDANCE_EXPECTED = f"a number from 0 to {MAX_GUIDANCE:g} (1 = off)"
 
+
+def _texts(value: Any) -> bool:
+    return not isinstance(value, str) and isinstance(value, Sequence) and all(isinstance(v, str) for v in value)
+
+
+def _person_texts(value: Any) -> bool:
+    """None (each pose's own), one text per person for every pose, or one such list per pose."""
+    if value is None or _texts(value):
+        return True
+    return not isinstance(value, str) and isinstance(value, Sequence) and all(_texts(row) for row in value)
+
+
+PERSON_EXPECTED = "one text per person (or one list of them per pose)"
+#: the refusal of a model whose conditioning has no place for a prompt per person
+PERSON_PROMPTS_REFUSED = ("this model was not trained with per-person prompts; give one prompt for the whole "
+                          "picture (without |, and no \"prompt\" in the pose's people)")  # fmt: skip
+
 #: the options of a model trained with text (`text_encoder`); an empty prompt is no prompt
 TEXT_OPTIONS: Mapping[str, Option] = {
     "prompt": Option("--prompt", "", "a text", lambda v: isinstance(v, str)),
     "negative_prompt": Option("--negative-prompt", "", "a text", lambda v: isinstance(v, str)),
     "text_guidance": Option("--text-guidance", 1.0, GUIDANCE_EXPECTED, number_in(0, MAX_GUIDANCE)),
+    "person_prompts": Option("--prompt", None, PERSON_EXPECTED, _person_texts),
+    "person_negative_prompts": Option("--negative-prompt", None, PERSON_EXPECTED, _person_texts),
 }
+PERSON_OPTIONS = ("person_prompts", "person_negative_prompts")
+
+
+@dataclass(frozen=True)
+class CallText:
+    """The text of a call, per pose: the whole picture's prompt and negative prompt, and per-person prompts
+    and negative prompts (each a tuple of one text per person, or () for none)."""
+
+    prompts: list[str]
+    negatives: list[str]
+    person_prompts: list[tuple[str, ...]]
+    person_negatives: list[tuple[str, ...]]
+
+    def posed(self, poses: Sequence[Pose]) -> list[Pose]:
+        """The poses carrying the per-person prompts drawn (where a pose encoder that takes them reads them)."""
+        return [pose.replace(prompts=people) for pose, people in zip(poses, self.person_prompts)]
+
 
 #: seeds seed torch's generators (64-bit); the diffusion model also uses seed + 1
 MAX_SEED = 2**63 - 2
@@ -96,6 +136,11 @@ class DrawingPipeline(DiffusionPipeline):
         return getattr(self, "text_encoder", None) is not None
 
     @property
+    def takes_person_prompts(self) -> bool:
+        """Whether the model binds a prompt to each person (none does yet: see KeypointLDMPipeline)."""
+        return False
+
+    @property
     def options(self) -> dict[str, Option]:
         """The options this model takes: its kind's, and the text options when it was trained with text."""
         return {**self.OPTIONS, **(TEXT_OPTIONS if self.takes_text else {})}
@@ -106,8 +151,12 @@ class DrawingPipeline(DiffusionPipeline):
         Subclasses extend it with the combinations their model refuses (a sampler without eta, guidance
         without a null pose, ...), so that one call checks everything before any work."""
         takes = self.options
+        for name in PERSON_OPTIONS:
+            value = options.get(name)
+            if _person_texts(value) and _any_text(value) and not self.takes_person_prompts:
+                raise PosedrawError(f"{TEXT_OPTIONS[name].flag}: {PERSON_PROMPTS_REFUSED}")
         for name, value in options.items():
-            flag = "--" + name.replace("_", "-")
+            flag = TEXT_OPTIONS[name].flag if name in TEXT_OPTIONS else "--" + name.replace("_", "-")
             if name in TEXT_OPTIONS and name not in takes:
                 raise PosedrawError(f"{flag}: this model was trained without text (it draws from the pose alone)")
             if name not in takes:
@@ -129,18 +178,24 @@ class DrawingPipeline(DiffusionPipeline):
 
     def check_call(
         self, poses: Sequence[Pose], seeds: Sequence[int] | None, options: dict[str, Any]
-    ) -> tuple[list[int], list[str], list[str]]:
-        """What `__call__` checks before any work: seeds, prompts (one for all or one per pose) and, through
-        `check_options`, every option. Returns the seeds and the prompts and negative prompts per pose."""
+    ) -> tuple[list[int], CallText]:
+        """What `__call__` checks before any work: seeds, prompts (one for all or one per pose), per-person
+        prompts (the given ones, else each pose's own) and, through `check_options`, every option (so a pose's
+        own per-person prompts meet the same refusal as given ones). Returns the seeds and the text per pose."""
         seeds = check_seeds(list(poses), seeds)
         prompts = per_pose(options.pop("prompt", ""), len(poses), "prompt")
         negatives = per_pose(options.pop("negative_prompt", ""), len(poses), "negative_prompt")
+        people = person_prompts_per_pose(options.pop("person_prompts", None), poses, "person_prompts")
+        negative_people = person_prompts_per_pose(options.pop("person_negative_prompts", None), poses,
+                                                  "person_negative_prompts")  # fmt: skip
         text = {"prompt": next((p for p in prompts if p), ""), "negative_prompt": next((p for p in negatives if p), ""),
-                "text_guidance": options.pop("text_guidance", 1.0)}  # fmt: skip
+                "text_guidance": options.pop("text_guidance", 1.0), "person_prompts": people,
+                "person_negative_prompts": negative_people}  # fmt: skip
         # a model without text is asked about the text options only when they are set
-        options.update({k: v for k, v in text.items() if self.takes_text or v != TEXT_OPTIONS[k].default})
+        options.update({k: v for k, v in text.items() if self.takes_text or _any_text(v) or
+                        (k == "text_guidance" and v != TEXT_OPTIONS[k].default)})  # fmt: skip
         self.check_options(options)
-        return seeds, prompts, negatives
+        return seeds, CallText(prompts, negatives, people, negative_people)
 
 
 def finite_images(images: torch.Tensor) -> torch.Tensor:
@@ -187,7 +242,36 @@ def per_pose(prompt: str | Sequence[str], batch: int, name: str) -> list[str]:
     return list(prompts)
 
 
+def _any_text(value: Any) -> bool:
+    """Whether a prompt, a list of per-person prompts or a list of such lists says anything."""
+    if isinstance(value, str):
+        return bool(value)
+    return isinstance(value, Sequence) and any(_any_text(v) for v in value)
+
+
+def person_prompts_per_pose(given: Any, poses: Sequence[Pose], name: str) -> list[tuple[str, ...]]:
+    """One tuple of per-person prompts per pose, () for none: `given` (one text per person for every pose,
+    or one list per pose) wins; where it says nothing, `person_prompts` falls back to each pose's own."""
+    if not _person_texts(given):
+        raise PosedrawError(f"{name}: expected {PERSON_EXPECTED}, got {type(given).__name__}")
+    own = [pose.prompts if name == "person_prompts" else () for pose in poses]
+    if given is None or not _any_text(given):
+        return own
+    rows = [given] * len(poses) if _texts(given) else list(given)
+    if len(rows) != len(poses):
+        raise PosedrawError(f"{name}: expected one list per pose ({len(poses)}), got {len(rows)}")
+    found = []
+    for index, (row, pose, fallback) in enumerate(zip(rows, poses, own)):
+        row = tuple(row)
+        if _any_text(row) and len(row) != pose.num_people:
+            raise PosedrawError(f"{name}: {len(row)} per-person prompts, but pose {index} holds "
+                                f"{pose.num_people} people")  # fmt: skip
+        found.append(row if _any_text(row) else fallback)
+    return found
+
+
 __all__ = [
-    "GUIDANCE_EXPECTED", "MAX_GUIDANCE", "MAX_SEED", "TEXT_OPTIONS", "Drawing", "DrawingPipeline", "Option",
-    "check_seed", "check_seeds", "finite_images", "number_in", "per_pose", "seed_run",
+    "GUIDANCE_EXPECTED", "MAX_GUIDANCE", "MAX_SEED", "PERSON_OPTIONS", "PERSON_PROMPTS_REFUSED", "TEXT_OPTIONS",
+    "CallText", "Drawing", "DrawingPipeline", "Option", "check_seed", "check_seeds", "finite_images", "number_in",
+    "per_pose", "person_prompts_per_pose", "seed_run",
 ]  # fmt: skip

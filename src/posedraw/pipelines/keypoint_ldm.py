@@ -83,6 +83,11 @@ class KeypointLDMPipeline(DrawingPipeline):
             unet=unet, vq=vq, scheduler=scheduler, pose_encoder=pose_encoder, text_encoder=text_encoder
         )
 
+    @property
+    def takes_person_prompts(self) -> bool:
+        """A model with text whose pose encoder binds a prompt to each person's joints (its own property)."""
+        return self.takes_text and self.pose_encoder.takes_person_prompts
+
     def check_pose(self, pose: Pose) -> None:
         """Raise PoseError if this model cannot draw `pose` (no body joint, more people than it draws)."""
         self.pose_encoder.prepare([pose])
@@ -90,7 +95,7 @@ class KeypointLDMPipeline(DrawingPipeline):
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Each value on its own (drawing.py), then what this model and its samplers refuse together: steps
         past the sampler's grid, eta for a sampler without one, guidance without a null pose, start latents
-        of another shape or with non-finite values."""
+        of another shape or with non-finite values (per-person prompts: drawing.py, by `takes_person_prompts`)."""
         super().check_options(options)
         values = self.resolved_options(options)
         self._scheduler(values["sampler"], values["steps"], values["eta"])
@@ -119,7 +124,11 @@ class KeypointLDMPipeline(DrawingPipeline):
     def _conditioning(
         self, poses: Sequence[Pose], scales: GuidanceScales, prompts: list[str], negatives: list[str]
     ) -> tuple[PoseConditioning, list[Branch]]:
-        """The conditioning of every branch the guidance needs, stacked along the batch in branch order."""
+        """The conditioning of every branch the guidance needs, stacked along the batch in branch order.
+
+        The poses carry the per-person prompts drawn (`CallText.posed`): a pose encoder that takes them
+        (`takes_person_prompts`) reads each person's from `Pose.prompts`; `check_options` refuses them for
+        every other encoder, so they never reach one that would ignore them."""
         size = self.latent_shape[1:]
         prepared = {k: v.to(self.device) for k, v in self.pose_encoder.prepare(poses).items()}
         posed, null = self.pose_encoder(**prepared, latent_size=size), None
@@ -181,19 +190,24 @@ class KeypointLDMPipeline(DrawingPipeline):
         prompt: str | Sequence[str] = "",
         negative_prompt: str | Sequence[str] = "",
         text_guidance: float = 1.0,
+        person_prompts: Sequence[str] | Sequence[Sequence[str]] | None = None,
+        person_negative_prompts: Sequence[str] | Sequence[Sequence[str]] | None = None,
     ) -> Drawing:
         """Draw one image per pose. `seeds` (one per pose) or `latents` (B, C, h, w) fix the start noise.
 
         `sampler` is a name from `posedraw.pipelines.samplers.SAMPLERS` or a configured scheduler.
         Intermediates (the decoded x0 prediction) every `x0_every` steps, or 8 of them with `progress_row`.
         `prompt` / `negative_prompt` (one for all poses, or one per pose) and `text_guidance` need a model
-        trained with text; `guidance` is the pose scale.
+        trained with text; `guidance` is the pose scale. `person_prompts` / `person_negative_prompts`: one text
+        per person of every pose, or one list per pose (default: each pose's own `prompts`); only a model
+        trained with per-person prompts takes them (`takes_person_prompts`).
         """
         batch = len(poses)
         options = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance, "latents": latents,
                    "progress_row": progress_row, "prompt": prompt, "negative_prompt": negative_prompt,
-                   "text_guidance": text_guidance}  # fmt: skip
-        seeds, prompts, negatives = self.check_call(poses, seeds, options)
+                   "text_guidance": text_guidance, "person_prompts": person_prompts,
+                   "person_negative_prompts": person_negative_prompts}  # fmt: skip
+        seeds, text = self.check_call(poses, seeds, options)
         if progress_row and x0_every is None:
             x0_every = max(1, steps // 8)
         scheduler = self._scheduler(sampler, steps, eta)
@@ -204,7 +218,7 @@ class KeypointLDMPipeline(DrawingPipeline):
             raise PosedrawError(f"latents: expected shape {(batch, *self.latent_shape)}, got {tuple(latents.shape)}")
         x = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
         scales = GuidanceScales(guidance, text_guidance)
-        cond, branches = self._conditioning(poses, scales, prompts, negatives)
+        cond, branches = self._conditioning(text.posed(poses), scales, text.prompts, text.negatives)
         generators = [torch.Generator().manual_seed(int(s) + 1) for s in seeds]  # noise of stochastic samplers
         kwargs = step_kwargs(scheduler, eta, generators)
         intermediates = []
