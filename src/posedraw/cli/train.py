@@ -27,6 +27,12 @@ KeepBestOption = Annotated[
     typer.Option("--keep-best", metavar="METRIC", help="Keep checkpoints/best.ckpt by this validation score: pck, "
                  "oks, ap, ar, person_count_error, swap_rate, fd, kd (needs the config's validation: poses)."),
 ]  # fmt: skip
+CacheOnDeviceOption = Annotated[
+    str,
+    typer.Option("--cache-on-device", metavar="auto|on|off", help="Hold the whole cache in the training device's "
+                 "memory and draw the batches there (auto: on a CUDA device when it takes under half its free "
+                 "memory). Same batches either way.", show_default=True),
+]  # fmt: skip
 RestartOption = Annotated[
     bool, typer.Option("--restart/--no-restart", metavar="", help="Ignore an existing last.ckpt in OUT.")
 ]
@@ -91,6 +97,7 @@ def train_ldm_command(
     num_nodes: NodesOption = 1,
     precision: PrecisionOption = None,
     compile: CompileOption = False,
+    cache_on_device: CacheOnDeviceOption = "auto",
 ) -> None:
     """Train a pose-conditioned diffusion model on cached latents; rerun the same command to resume.
 
@@ -99,7 +106,9 @@ def train_ldm_command(
     from posedraw.train.ldm import train_ldm
 
     options = _options(out, device, devices, num_nodes, precision, max_steps, restart)
-    model_dir = train_ldm(config, latents, vq, options, init=init, keep_best=keep_best, compile=compile)
+    model_dir = train_ldm(
+        config, latents, vq, options, init=init, keep_best=keep_best, compile=compile, cache_on_device=cache_on_device
+    )
     if model_dir is not None:
         typer.echo(f"pipeline saved to {model_dir} (posedraw generate --model {model_dir} ...)")
 
@@ -119,6 +128,7 @@ def train_transformer_command(
     devices: DevicesOption = 1,
     num_nodes: NodesOption = 1,
     precision: PrecisionOption = None,
+    cache_on_device: CacheOnDeviceOption = "auto",
 ) -> None:
     """Train the pose-conditioned code transformer on cached VQ codes; rerun the same command to resume.
 
@@ -127,7 +137,7 @@ def train_transformer_command(
     from posedraw.train.transformer import train_transformer
 
     options = _options(out, device, devices, num_nodes, precision, max_steps, restart)
-    model_dir = train_transformer(config, codes, vq, options, keep_best=keep_best)
+    model_dir = train_transformer(config, codes, vq, options, keep_best=keep_best, cache_on_device=cache_on_device)
     if model_dir is not None:
         typer.echo(f"model saved to {model_dir} (posedraw generate --model {model_dir} ...)")
 

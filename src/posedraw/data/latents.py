@@ -160,8 +160,16 @@ class CachedSample:
     kind: str = "latent"
     flip: float = 0.5
 
+    def flipped(self, rng: random.Random) -> bool:
+        """Whether the sample of `rng` is drawn flipped: the sample's first draw (a device-resident cache
+        makes the same draw to pick the same orientation, data/device_cache.py)."""
+        return rng.random() < self.flip
+
     def __call__(self, raw: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-        flipped = rng.random() < self.flip
+        return self.orientation(raw, self.flipped(rng))
+
+    def orientation(self, raw: dict[str, Any], flipped: bool) -> dict[str, Any]:
+        """The sample as stored (`flipped` False) or its flipped twin."""
         array = np.load(io.BytesIO(raw[f"{self.kind}.npy"]))[int(flipped)]
         pose = parse_pose(json.loads(raw["pose_flip.json" if flipped else "pose.json"]), "posedraw")
         value = torch.from_numpy(array.astype(np.float32 if self.kind == "latent" else np.int64))

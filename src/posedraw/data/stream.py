@@ -122,10 +122,15 @@ class SampleStream(IterableDataset):
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
-        workers = info.num_workers if info else 1
+        for epoch, plan in self.planned(info.id if info else 0, info.num_workers if info else 1):
+            yield from self._read(plan, epoch)
+
+    def planned(self, worker_id: int, workers: int) -> Iterator[tuple[int, list[SampleRef]]]:
+        """(epoch, the samples still to read in it) of loader worker `worker_id`, in reading order: what
+        `__iter__` decodes, and what a device-resident cache gathers without decoding (data/device_cache.py)."""
         # the loader asks its workers in turn starting with worker 0, so after `skip_batches` batches the
         # worker that made the next one plays worker 0's part
-        worker = ((info.id if info else 0) + self.skip_batches) % workers
+        worker = (worker_id + self.skip_batches) % workers
         skip = batches_of_worker(self.skip_batches, worker, workers) * self.batch_size
         share = self.worker_share(worker, workers)
         if share == 0:  # more workers than samples: this one has nothing to read, in any epoch
@@ -133,7 +138,7 @@ class SampleStream(IterableDataset):
         epoch = self.epoch + skip // share  # whole epochs are skipped without planning them
         skip %= share
         while self.epochs is None or epoch < self.epoch + self.epochs:
-            yield from self._read(self.plan(epoch, worker, workers)[skip:], epoch)
+            yield epoch, self.plan(epoch, worker, workers)[skip:]
             skip = 0
             epoch += 1
 
@@ -170,12 +175,48 @@ def ignore_interrupts(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def loader_workers(stream: SampleStream, num_workers: int) -> int:
+    """The loader workers `stream_loader` starts: at most one per sample of an epoch, so none idles and the
+    workers' turns stay regular."""
+    return min(num_workers, stream.samples_per_epoch())
+
+
+def loader_batches(
+    stream: SampleStream, batch_size: int, num_workers: int = 0
+) -> Iterator[list[tuple[SampleRef, int]]]:
+    """The (sample, epoch) pairs of each batch `stream_loader(stream, batch_size, ..., num_workers)` yields,
+    in order, without reading a sample: each worker cuts its own samples into batches (a last short one is
+    dropped), and the loader takes the batches from its workers in turn, passing over a worker that ran dry."""
+    workers = loader_workers(stream, num_workers)
+    sources = [_worker_batches(stream, worker, max(workers, 1), batch_size) for worker in range(max(workers, 1))]
+    while sources:
+        for source in list(sources):
+            batch = next(source, None)
+            if batch is None:
+                sources.remove(source)
+            else:
+                yield batch
+
+
+def _worker_batches(
+    stream: SampleStream, worker: int, workers: int, batch_size: int
+) -> Iterator[list[tuple[SampleRef, int]]]:
+    """One loader worker's batches of (sample, epoch), batches running across epochs as its samples do."""
+    batch: list[tuple[SampleRef, int]] = []
+    for epoch, plan in stream.planned(worker, workers):
+        for ref in plan:
+            batch.append((ref, epoch))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+
+
 def stream_loader(
     stream: SampleStream, batch_size: int, collate: Callable, num_workers: int = 0, pin_memory: bool = False
 ) -> DataLoader:
     """A DataLoader over a stream: batches of `batch_size`, workers that ignore interrupts (at most one
-    worker per sample of an epoch, so none idles and the workers' turns stay regular)."""
-    num_workers = min(num_workers, stream.samples_per_epoch())
+    worker per sample of an epoch: `loader_workers`)."""
+    num_workers = loader_workers(stream, num_workers)
     return DataLoader(
         stream,
         batch_size=batch_size,
@@ -188,4 +229,7 @@ def stream_loader(
     )
 
 
-__all__ = ["Decoder", "ImageFiles", "SampleStream", "Source", "TarShards", "sample_rng", "stream_loader"]
+__all__ = [
+    "Decoder", "ImageFiles", "SampleStream", "Source", "TarShards", "loader_batches", "loader_workers", "sample_rng",
+    "stream_loader",
+]  # fmt: skip

@@ -107,13 +107,16 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
 
     def pose_prefix(self, poses: Sequence[Pose]) -> torch.Tensor:
         """(B, 17) pose ids: each joint's cell of the pose padded to a square (as images are), or absent."""
-        rows = []
-        for pose, person in zip(poses, self.check(poses)):
-            xy, state = square_normalized(pose, person)
-            cells = np.clip((xy * self.config.pose_grid).astype(np.int64), 0, self.config.pose_grid - 1)
-            ids = self.config.num_codes + cells[:, 1] * self.config.pose_grid + cells[:, 0]
-            rows.append(np.where(state > 0, ids, self.absent_token))
-        return torch.from_numpy(np.stack(rows))
+        return self.prepare(poses)["prefix"]
+
+    def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor]:
+        """The host's part of the pose conditioning: prefix ids (B, 17), and the joints in [0, 1] of the
+        square (B, 17, 2) with their states (B, 17) that `render_maps` turns into maps on the device."""
+        xy, state = map(np.stack, zip(*(square_normalized(p, person) for p, person in zip(poses, self.check(poses)))))
+        cells = np.clip((xy * self.config.pose_grid).astype(np.int64), 0, self.config.pose_grid - 1)
+        ids = self.config.num_codes + cells[..., 1] * self.config.pose_grid + cells[..., 0]
+        prefix = torch.from_numpy(np.where(state > 0, ids, self.absent_token))
+        return {"prefix": prefix, "xy": torch.from_numpy(xy), "state": torch.from_numpy(state)}
 
     def null_prefix(self, batch: int) -> torch.Tensor:
         """(B, 17) ids of the null pose."""
@@ -123,8 +126,13 @@ class CodePoseEncoder(ModelMixin, ConfigMixin):
         """(B, grid * grid, 33) heatmaps and limb maps per code cell, in raster order (None without maps)."""
         if not self.config.maps:
             return None
-        xy, state = zip(*(square_normalized(p, person) for p, person in zip(poses, self.check(poses))))
-        xy, state = torch.from_numpy(np.stack(xy)), torch.from_numpy(np.stack(state))
+        prepared = self.prepare(poses)
+        return self.render_maps(prepared["xy"], prepared["state"])
+
+    def render_maps(self, xy: torch.Tensor, state: torch.Tensor) -> torch.Tensor | None:
+        """The maps of `prepare`'s joints (B, 17, 2) and states (B, 17), on their device."""
+        if not self.config.maps:
+            return None
         size, sigma = (self.config.grid, self.config.grid), self.config.sigma
         both = torch.cat([joint_maps(xy, state, size, sigma), limb_maps(xy, state, size, sigma)], dim=1)
         return both.flatten(2).transpose(1, 2)

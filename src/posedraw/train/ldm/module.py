@@ -18,13 +18,13 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from posedraw.data.device_cache import BatchPoses, prepared_poses
 from posedraw.devices import optimizer_options
 from posedraw.models.compile import compile_unet
 from posedraw.models.conditioning import PoseConditioning
 from posedraw.models.diffusion_math import snr_weights
 from posedraw.models.text import TextEncoder, training_prompts
 from posedraw.models.unet import build_unet, denoise
-from posedraw.pose import Pose
 from posedraw.train.driver import PoseBatchTransfer
 from posedraw.train.ema import averaged_copy, update_ema
 from posedraw.train.ldm.config import LDMRunConfig, noise_schedule
@@ -64,15 +64,17 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
             self.trainable(), lr=train.learning_rate, weight_decay=train.weight_decay, **optimizer_options(self.device)
         )
 
-    def conditioning(self, poses: list[Pose], drop: torch.Tensor | None = None) -> PoseConditioning:
-        prepared = {k: v.to(self.device) for k, v in self.pose_encoder.prepare(poses).items()}
+    def conditioning(self, poses: BatchPoses, drop: torch.Tensor | None = None) -> PoseConditioning:
+        """The poses' conditioning (Pose objects, or tensors the device cache prepared), the samples `drop`ped
+        with the null pose."""
+        prepared = prepared_poses(self.pose_encoder.prepare, poses, self.device)
         size = (self.config.unet.sample_size, self.config.unet.sample_size)
         cond = self.pose_encoder(**prepared, latent_size=size)
         if drop is None:
             return cond
         # the null pose takes part in every batch (a sample without dropout keeps its pose), so its
         # parameters always get a gradient, as DDP requires
-        null = self.pose_encoder.null(len(poses), size)
+        null = self.pose_encoder.null(len(drop), size)
         keep = ~drop
         context = torch.where(keep[:, None, None], cond.context, null.context)
         maps = None if cond.maps is None else torch.where(keep[:, None, None, None], cond.maps, null.maps)
@@ -87,7 +89,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         tokens = self.text_encoder(**self.text_encoder.prepare(prompts))
         return cond.with_text(tokens, pooled=self.config.text.pooled)
 
-    def loss(self, latents: torch.Tensor, poses: list[Pose], tags: list[list[str]] | None = None) -> torch.Tensor:
+    def loss(self, latents: torch.Tensor, poses: BatchPoses, tags: list[list[str]] | None = None) -> torch.Tensor:
         config = self.config.diffusion
         latents = latents * config.scale_factor
         noise = torch.randn_like(latents)
@@ -96,7 +98,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         drop = None
         if self.pose_encoder.has_null:
             drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
-        cond = self.with_text(self.conditioning(poses, drop), tags or [[] for _ in poses])
+        cond = self.with_text(self.conditioning(poses, drop), tags or [[] for _ in range(len(latents))])
         output = denoise(self.unet, noisy, t, cond)
         target = noise if config.prediction == "epsilon" else self.schedule.get_velocity(latents, noise, t)
         per_sample = F.mse_loss(output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))

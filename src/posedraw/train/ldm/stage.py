@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from posedraw.config import load_config
+from posedraw.data.device_cache import check_cache_mode
 from posedraw.data.latents import collate_cached
 from posedraw.models.vq import load_vq
 from posedraw.pose import Pose
@@ -31,10 +32,13 @@ def ldm_stage(
     init: str | Path | None = None,
     keep_best: str | None = None,
     compile: bool = False,
+    cache_on_device: str = "auto",
 ) -> Stage:
     """The diffusion stage: cached latents in, a pipeline folder (EMA weights) out; `init` to fine-tune.
     `validation`: the sample grids' poses; `keep_best`: overrides the config's `validation.keep_best`;
-    `compile`: torch.compile the UNet (docs/speed.md)."""
+    `compile`: torch.compile the UNet; `cache_on_device`: auto | on | off, the latents held on the training
+    device (both in docs/speed.md)."""
+    check_cache_mode(cache_on_device)
     config = with_keep_best(load_config(LDMRunConfig, config_path), keep_best)
     measure = config.diffusion.scale_factor <= 0
     data = LatentData.read(latents, measure, validation is None, config.text.kind == "tags")
@@ -60,7 +64,9 @@ def ldm_stage(
     validate = ldm_validation(config, stream, latents, vq, out)  # takes the held-out samples out of the stream
     return Stage(
         name="ldm", config=config, module=module,
-        data=StreamData(stream, train.batch_size, collate_cached, train.num_workers), max_steps=train.max_steps,
+        data=StreamData(stream, train.batch_size, collate_cached, train.num_workers, module.pose_encoder.prepare,
+                        cache_on_device),
+        max_steps=train.max_steps,
         checkpoint_every=train.checkpoint_every, seed=train.seed, export=export,
         callbacks=[grid] if validate is None else [grid, validate],
     )  # fmt: skip
@@ -75,8 +81,9 @@ def train_ldm(
     init: str | Path | None = None,
     keep_best: str | None = None,
     compile: bool = False,
+    cache_on_device: str = "auto",
 ) -> Path | None:
     """Train (or resume) a diffusion model on a latent cache; export `<out>/model` (a pipeline folder).
     `init`: start from that diffusion model's weights (ignored when resuming: the checkpoint has them)."""
-    stage = ldm_stage(config_path, latents, vq_dir, options.out, validation, init, keep_best, compile)
+    stage = ldm_stage(config_path, latents, vq_dir, options.out, validation, init, keep_best, compile, cache_on_device)
     return run_stage(stage, options)

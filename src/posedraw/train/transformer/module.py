@@ -15,6 +15,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from posedraw.data.device_cache import BatchPoses, prepared_poses
 from posedraw.devices import optimizer_options
 from posedraw.models.code_conditioning import CodePoseEncoder, placed_maps
 from posedraw.models.text import training_prompts
@@ -51,18 +52,19 @@ def sequence_loss(
 
 
 def conditioning(
-    encoder: CodePoseEncoder, poses: list[Pose], drop: torch.Tensor | None, device, prompts: list | None = None
+    encoder: CodePoseEncoder, poses: BatchPoses, drop: torch.Tensor | None, device, prompts: list | None = None
 ):
-    """Prefix ids and projected pose maps of a batch; the samples `drop`ped get the null pose (null pose
-    ids, all-zero maps). The null pose takes part in every batch, so its parameters always get a gradient."""
-    pose, maps = encoder.pose_prefix(poses).to(device), encoder.maps(poses)
-    maps = None if maps is None else maps.to(device)  # dropped on the device: no read of `drop` to the host
-    if drop is not None:
+    """Prefix ids and projected pose maps of a batch (Pose objects, or tensors the device cache prepared),
+    maps rendered on the device; the samples `drop`ped get the null pose (null pose ids, all-zero maps). The
+    null pose takes part in every batch, so its parameters always get a gradient."""
+    prepared = prepared_poses(encoder.prepare, poses, device)
+    pose, maps = prepared["prefix"], encoder.render_maps(prepared["xy"], prepared["state"])
+    if drop is not None:  # dropped on the device: no read of `drop` to the host
         pose = torch.where(drop[:, None], encoder.null_token, pose)
         maps = None if maps is None else torch.where(drop[:, None, None], 0.0, maps)
     prefix = pose
     if encoder.takes_text:
-        prefix = torch.cat([encoder.text_prefix(prompts or [[] for _ in poses]).to(device), pose], dim=1)
+        prefix = torch.cat([encoder.text_prefix(prompts or [[] for _ in range(len(pose))]).to(device), pose], dim=1)
     return prefix, None if maps is None else encoder(maps)
 
 
