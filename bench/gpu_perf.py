@@ -5,9 +5,12 @@ prints a short table last.
 
 Measures (`measures` in the report; a failed one records its error and the rest still run):
 - `matmul_peak`: the chip's bf16 matmul rate measured here (a large square matmul), the denominator of MFU.
-- `ldm_train`: `posedraw train ldm` through the stage driver (Lightning loop, loader over a latent cache,
-  default precision, EMA) on the released keypoint LDM (configs/ldm-kp-f4.yaml): samples/s, FLOPs of one
-  training sample (torch.utils.flop_counter over one step's forward and backward) and MFU.
+- `ldm_train`: `posedraw train ldm` through the stage driver (Lightning loop, the latent cache held on the
+  device: `--cache-on-device on`, default precision, EMA) on the released keypoint LDM
+  (configs/ldm-kp-f4.yaml): samples/s, FLOPs of one training sample (torch.utils.flop_counter over one step's
+  forward and backward) and MFU.
+- `ldm_train_loader`: the same training through the DataLoader (`--cache-on-device off`): samples/s, and
+  `device_cache.speedup`, `ldm_train`'s steps/s over these.
 - `ldm_train_vs_original`, `vq_train_vs_original`: one training step each, same batch and inputs, alternating
   (bench/vs_original.py): posedraw in bf16 autocast, the original in fp32 and fp16 autocast (the faster
   named). The original's images go through its first stage every step; posedraw reads its latent cache.
@@ -69,9 +72,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "steps": 6, "compare": "tiny", "repeats": 1, "batches": (1, 2), "matmul": 256,
     },
 }  # fmt: skip
-MEASURES = ("matmul_peak", "ldm_train", "ldm_train_vs_original", "vq_train_vs_original", "transformer_train",
-            "transformer_sampling_vs_original", "diffusion_sampling", "cold_start", "diffusion_switches",
-            "transformer_switches")  # fmt: skip
+MEASURES = ("matmul_peak", "ldm_train", "ldm_train_loader", "ldm_train_vs_original", "vq_train_vs_original",
+            "transformer_train", "transformer_sampling_vs_original", "diffusion_sampling", "cold_start",
+            "diffusion_switches", "transformer_switches")  # fmt: skip
 
 
 def sync_of(device: str) -> Callable[[], None] | None:
@@ -99,13 +102,14 @@ def step_flops(step: Callable[[], Any]) -> float:
 
 
 def driver_train(stage_of: Callable[[Path, Path], Any], name: str, overrides: dict, work: Path, device: str,
-                 steps: int) -> tuple[Any, float, Path | None]:  # fmt: skip
-    """Train a stage through the driver for `steps` steps: (stage, steps/s after the first few, model dir)."""
+                 steps: int, run: str = "run") -> tuple[Any, float, Path | None]:  # fmt: skip
+    """Train a stage through the driver for `steps` steps into `<kind>-<run>`: (stage, steps/s after the first
+    few, model dir)."""
     from posedraw.train.driver import RunOptions, run_stage
 
     kind = "ldm" if name.startswith("ldm") else "transformer"
     config = gpu_check.write_config(kind, name, overrides, work)  # no sample grids or checkpoints while timed
-    out = work / f"{kind}-run"
+    out = work / f"{kind}-{run}"
     stage = stage_of(config, out)
     timer = gpu_check.StepTimer(device)
     stage.callbacks.append(timer)
@@ -136,8 +140,8 @@ def ldm_train(size: dict, work: Path, device: str, peak: float | None) -> dict:
     name, overrides = size["ldm"]
     vq_dir = work / size["latent_vq"]
     stage, steps_per_s, model = driver_train(
-        lambda config, out: ldm_stage(config, work / "latents", vq_dir, out), name, overrides, work, device,
-        size["steps"],
+        lambda config, out: ldm_stage(config, work / "latents", vq_dir, out, cache_on_device="on"), name, overrides,
+        work, device, size["steps"],
     )  # fmt: skip
     module = detached(stage.module, device)
     batch = collate_cached(read_cache(work / "latents", "latent", limit=stage.batch_size))
@@ -147,6 +151,23 @@ def ldm_train(size: dict, work: Path, device: str, peak: float | None) -> dict:
     flops = step_flops(lambda: vs_original.our_ldm_step(module, optimizer, batch, device, dtype))
     return {"config": name, "through": "posedraw.train.driver.run_stage", **mfu_fields(flops, stage.batch_size,
             steps_per_s, peak), "_value": model}  # fmt: skip
+
+
+def ldm_train_loader(size: dict, work: Path, device: str, cached_steps_per_s: float | None) -> dict:
+    """`ldm_train` again through the DataLoader (device cache off), against `ldm_train`'s steps/s."""
+    from posedraw.train.ldm import ldm_stage
+
+    name, overrides = size["ldm"]
+    vq_dir = work / size["latent_vq"]
+    stage, steps_per_s, _ = driver_train(
+        lambda config, out: ldm_stage(config, work / "latents", vq_dir, out, cache_on_device="off"), name, overrides,
+        work, device, size["steps"], run="run-loader",
+    )  # fmt: skip
+    batch = stage.batch_size
+    fields = {"batch": batch, "steps_per_s": steps_per_s, "samples_per_s": round(steps_per_s * batch, 2)}
+    if cached_steps_per_s:
+        fields["device_cache.speedup"] = round(cached_steps_per_s / steps_per_s, 3)
+    return fields
 
 
 def transformer_train(size: dict, work: Path, device: str, peak: float | None) -> dict:
@@ -300,6 +321,8 @@ def gpu_perf(device: str, size_name: str, work: Path, save: Callable[[dict], Non
     peak = check("matmul_peak", lambda: matmul_peak(device, size["matmul"]))
     prepare(size, work, device)
     ldm_model = check("ldm_train", lambda: ldm_train(size, work, device, peak))
+    cached_rate = results["ldm_train"].get("steps_per_s")
+    check("ldm_train_loader", lambda: ldm_train_loader(size, work, device, cached_rate))
     check("ldm_train_vs_original", lambda: compare("ldm", size, device))
     check("vq_train_vs_original", lambda: compare("vq", size, device))
     transformer_model = check("transformer_train", lambda: transformer_train(size, work, device, peak))
@@ -318,6 +341,7 @@ TABLE = (  # (measure, field, label) for the closing table
     ("matmul_peak", "tflops", "bf16 matmul TFLOP/s"),
     ("ldm_train", "samples_per_s", "LDM training samples/s (driver)"),
     ("ldm_train", "mfu", "LDM training MFU"),
+    ("ldm_train_loader", "device_cache.speedup", "LDM training, device cache vs loader (x)"),
     ("ldm_train_vs_original", "ldm_train_step.speedup", "LDM step vs original (x)"),
     ("vq_train_vs_original", "vq_train_step.speedup", "VQ-f4 step vs original (x)"),
     ("transformer_train", "mfu", "transformer training MFU"),
