@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from posedraw.pipelines.drawing import MAX_SEED
+from posedraw.pose.core import MAX_PROMPT_CHARS
 from posedraw.pose.schema import JOINTS
 from posedraw.studio.requests import Models
 from posedraw.studio.tuning import MAX_TUNE_STEPS
@@ -26,7 +27,9 @@ def posedraw_document() -> dict[str, Any]:
                             "state": {"enum": ["visible", "occluded", "absent"]}}}  # fmt: skip
     joints = {"type": "object", "properties": dict.fromkeys(JOINTS, joint), "additionalProperties": False,
               "minProperties": 1}  # fmt: skip
-    person = {"type": "object", "properties": {"joints": joints}, "required": ["joints"], "additionalProperties": False}
+    prompt = {"type": "string", "maxLength": MAX_PROMPT_CHARS, "description": "what to draw for this person"}
+    person = {"type": "object", "properties": {"joints": joints, "prompt": prompt}, "required": ["joints"],
+              "additionalProperties": False}  # fmt: skip
     size = {"type": "integer", "minimum": 1}
     canvas = {"type": "object", "properties": {"width": size, "height": size}, "required": ["width", "height"],
               "additionalProperties": False}  # fmt: skip

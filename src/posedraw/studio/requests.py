@@ -3,6 +3,9 @@
 A request names a model, a pose document (any format posedraw reads) and options by their Python names
 (`steps`, `guidance`, `prompt`, ...). Everything is checked before any drawing starts, with the same
 checks as `posedraw generate`, plus the server's own limits (steps, images per job).
+
+Per-person prompts travel on the pose (each person's `"prompt"` in posedraw JSON, as the page sends them),
+not as options: a model not trained with them refuses them as a bad request, like any option it refuses.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from posedraw.pipelines.drawing import DrawingPipeline, seed_run
 from posedraw.pipelines.outputs import Job, Outputs, write_job
 from posedraw.pose import Pose, parse_pose
 
-#: options a request may not set: they are files or outputs of the command line, not drawing settings
-NOT_FROM_REQUESTS = ("latents", "progress_row")
+#: options a request may not set: files or outputs of the command line, not drawing settings, and per-person
+#: prompts, which a request gives on its pose (its people's "prompt")
+NOT_FROM_REQUESTS = ("latents", "progress_row", "person_prompts", "person_negative_prompts")
 
 
 class RequestError(PosedrawError):
@@ -120,11 +124,13 @@ class Models:
         options = dict(_field(body, "options", dict, {}))
         for name in NOT_FROM_REQUESTS:
             if name in options:
-                raise RequestError(f"options.{name}: not settable from the studio")
+                where = " (give each person's prompt in the pose)" if name.startswith("person_") else ""
+                raise RequestError(f"options.{name}: not settable from the studio{where}")
         try:
             pipeline.check_options(options)
         except PosedrawError as exc:
             raise RequestError(f"options: {exc}") from None
+        _check_person_prompts(pipeline, pose, options)
         steps = options.get("steps")
         if steps is not None and steps > self.limits.max_steps:
             raise RequestError(f"options: --steps: expected at most {self.limits.max_steps} here, got {steps}")
@@ -137,10 +143,20 @@ class Models:
         except PosedrawError as exc:
             raise RequestError(str(exc)) from None
         notes = []
-        unknown_words = pipeline.unknown_prompt_words([options.get("prompt", ""), options.get("negative_prompt", "")])
+        texts = [options.get("prompt", ""), options.get("negative_prompt", ""), *pose.prompts]
+        unknown_words = pipeline.unknown_prompt_words([text for text in texts if text])
         if unknown_words:
             notes.append(f"the model does not know {', '.join(unknown_words)}: ignored")
         return DrawRequest(model, pipeline, pose, options, seed, count, notes)
+
+
+def _check_person_prompts(pipeline: DrawingPipeline, pose: Pose, options: dict[str, Any]) -> None:
+    """The pose's per-person prompts through the model's own option check (refused by a model without them)."""
+    if pose.prompts:
+        try:
+            pipeline.check_options({**options, "person_prompts": [pose.prompts]})
+        except PosedrawError as exc:
+            raise RequestError(f"pose: people's prompts: {str(exc).removeprefix('--prompt: ')}") from None
 
 
 def draw_one(request: DrawRequest, index: int, out: Path, name: str) -> Path:

@@ -175,6 +175,14 @@ function bindEditor() {
   for (const state of ["visible", "occluded", "absent"]) {
     $(`state-${state}`).onclick = () => editor.edit((p) => p.setState(sel(), state));
   }
+  $("person-prompt").onchange = () => {
+    const input = $("person-prompt"), person = Number(input.dataset.person);
+    if (editor.pose.people[person] && (editor.pose.people[person].prompt || "") !== input.value) {
+      editor.edit((p) => p.setPrompt(person, input.value));
+    }
+  };
+  // a press on the canvas may select someone else: the typed prompt goes to the person it was typed for first
+  $("canvas").addEventListener("pointerdown", () => $("person-prompt").blur(), true);
   $("export").onclick = exportPose;
   $("import").onchange = async (e) => { const f = e.target.files[0]; if (f) await importText(await f.text(), f.name); e.target.value = ""; };
   $("photo").onchange = async (e) => { const f = e.target.files[0]; if (f) await photo(f); e.target.value = ""; };
@@ -197,6 +205,19 @@ function bindEditor() {
     else if (e.key === "+") editor.edit((p) => p.scale(sel(), 1.1));
     else if (e.key === "-") editor.edit((p) => p.scale(sel(), 1 / 1.1));
   });
+}
+
+// The prompt field of the selected person: shown while the selection is one person's joints.
+function showPersonPrompt() {
+  const person = editor.selectedPerson();
+  $("person-prompt-box").hidden = person === null;
+  if (person === null) return;
+  const input = $("person-prompt");
+  if (input.dataset.person !== String(person) || document.activeElement !== input) {
+    input.value = editor.pose.people[person].prompt || "";
+  }
+  input.dataset.person = String(person);
+  $("person-prompt-who").textContent = `person ${person}`;
 }
 
 // ---- jobs and the gallery ----------------------------------------------------------------------------
@@ -295,6 +316,7 @@ async function start() {
   editor = new Editor($("canvas"), skeleton, {
     onLive: () => { if ($("live").checked) requestPreview("preview"); },
     onCommit: () => requestPreview("full"),
+    onRender: () => showPersonPrompt(),
   });
   bindEditor();
   $("preset").onchange = () => { if ($("preset").value) editor.load(presets[$("preset").value]); $("preset").value = ""; };

@@ -7,11 +7,12 @@ import { History, PoseModel } from "./pose.js";
 const SVG = "http://www.w3.org/2000/svg";
 
 export class Editor {
-  constructor(svg, skeleton, { onLive, onCommit }) {
+  constructor(svg, skeleton, { onLive, onCommit, onRender = () => {} }) {
     this.svg = svg;
     this.skeleton = skeleton;
     this.onLive = onLive; // the pose changes during a drag
     this.onCommit = onCommit; // an edit is finished (release, button, import)
+    this.onRender = onRender; // the pose or the selection was drawn anew
     this.history = new History();
     this.selection = [];
     this.pose = null;
@@ -61,6 +62,12 @@ export class Editor {
   select(selection) {
     this.selection = selection;
     this.render();
+  }
+
+  // The one person the selection belongs to (every selected joint is theirs), or null.
+  selectedPerson() {
+    const people = new Set(this.selection.map((s) => s[0]));
+    return people.size === 1 ? [...people][0] : null;
   }
 
   selected() {
@@ -152,5 +159,6 @@ export class Editor {
         circle.addEventListener("dblclick", () => this.select(person.joints.map((_, i) => [p, i])));
       });
     });
+    this.onRender();
   }
 }

@@ -1,6 +1,7 @@
 // The pose being edited: people of 17 joints {x, y, state} on a canvas, read from and written to posedraw
 // JSON. Absent joints keep their last position (or their person's centre) so they can be placed again.
-// Parts (hands, face, feet) are carried through unedited.
+// Parts (hands, face, feet) are carried through unedited; each person's prompt ("" for none) is kept with
+// that person and written as its "prompt" when it says something.
 
 export const STATES = ["visible", "occluded", "absent"];
 
@@ -8,7 +9,7 @@ export class PoseModel {
   constructor(width, height, people) {
     this.width = width;
     this.height = height;
-    this.people = people; // [{joints: [{x, y, state}], parts}]
+    this.people = people; // [{joints: [{x, y, state}], parts, prompt}]
   }
 
   static fromDoc(doc, jointNames) {
@@ -21,7 +22,7 @@ export class PoseModel {
       const cx = placed.length ? placed.reduce((s, j) => s + j.x, 0) / placed.length : doc.canvas.width / 2;
       const cy = placed.length ? placed.reduce((s, j) => s + j.y, 0) / placed.length : doc.canvas.height / 2;
       for (const j of joints) if (j.x === null) Object.assign(j, { x: cx, y: cy });
-      return { joints, parts: person.parts };
+      return { joints, parts: person.parts, prompt: person.prompt || "" };
     });
     const scale = doc.coordinates === "normalized" ? [doc.canvas.width, doc.canvas.height] : [1, 1];
     for (const p of people) for (const j of p.joints) { j.x *= scale[0]; j.y *= scale[1]; }
@@ -39,7 +40,9 @@ export class PoseModel {
         p.joints.forEach((j, k) => {
           joints[jointNames[k]] = j.state === "absent" ? { state: "absent" } : { x: round(j.x), y: round(j.y), state: j.state };
         });
-        return p.parts ? { joints, parts: p.parts } : { joints };
+        const person = p.parts ? { joints, parts: p.parts } : { joints };
+        if (p.prompt && p.prompt.trim()) person.prompt = p.prompt;
+        return person;
       }),
     };
   }
@@ -92,7 +95,11 @@ export class PoseModel {
     const source = this.people[this.people.length - 1];
     const shift = this.width * 0.25;
     const joints = source.joints.map((j) => ({ ...j, x: Math.min(this.width - 1, j.x + shift) }));
-    this.people.push({ joints });
+    this.people.push({ joints, prompt: "" });
+  }
+
+  setPrompt(p, text) {
+    this.people[p].prompt = text;
   }
 
   removePerson(p) {
