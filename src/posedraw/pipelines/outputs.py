@@ -2,6 +2,8 @@
 
 Each PNG stores the pose (posedraw JSON), seed, model and every option of the generator (the given ones and
 the defaults it used) in a `posedraw` text chunk, so `posedraw generate --from-png IMG` can draw it again.
+Per-person prompts are kept through the pose (each person's "prompt"), per-person negative prompts as the
+`person_negative_prompts` option.
 Any generator works: they share one call shape (posedraw.pipelines.drawing).
 """
 
