@@ -54,8 +54,9 @@ OPTION_VALUES = {
     "top_k": extreme_integers,
     "top_p": extreme_floats,
 }
-#: options of the command line only (a file and an output switch), tested elsewhere
-NOT_DRAWN = ("latents", "progress_row")
+#: options of the command line only (a file and an output switch) and per-person prompts (no flag of their own:
+#: `--prompt "a | b"`), tested elsewhere (tests/test_person_prompts.py)
+NOT_DRAWN = ("latents", "progress_row", "person_prompts", "person_negative_prompts")
 
 
 @functools.cache

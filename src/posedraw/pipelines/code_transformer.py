@@ -87,7 +87,8 @@ class CodeTransformerPipeline(DrawingPipeline):
         self.pose_encoder.check([pose])
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        """Each value on its own (drawing.py), then guidance, which needs a model trained with pose dropout."""
+        """Each value on its own (drawing.py, which refuses per-person prompts: no code transformer takes them),
+        then guidance, which needs a model trained with pose dropout."""
         super().check_options(options)
         self.pose_encoder.check_guidance(self.resolved_options(options)["guidance"])
 
