@@ -22,10 +22,24 @@ settings.register_profile("posedraw-quick", settings.get_profile("posedraw"), ma
 settings.load_profile("posedraw")
 
 
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """pyproject's addopts name pytest-xdist's options (the suite runs on every core); without xdist
+    (`-p no:xdist`, or an install without the dev extra) they are accepted and the tests run in one process."""
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist absent")
+        group.addoption("--numprocesses", default=None, help="ignored: pytest-xdist is not loaded")
+        group.addoption("--dist", default="no", help="ignored: pytest-xdist is not loaded")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """`-m "not slow"` loads the quick hypothesis profile, unless --hypothesis-profile names one."""
     if "not slow" in (config.getoption("markexpr") or "") and not config.getoption("--hypothesis-profile"):
         settings.load_profile("posedraw-quick")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # an xdist worker: the cores are shared, and torch threads spinning on a busy core cost
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,3 +123,11 @@ def world(tmp_path_factory) -> Path:
     from .tiny_world import build_world
 
     return build_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="session")
+def two_process_run(tmp_path_factory):
+    """A transformer run of two processes (tests/training_helpers.py), started once per session."""
+    from .training_helpers import train_on_two_processes
+
+    return train_on_two_processes(tmp_path_factory.mktemp("two-processes"))

@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -23,19 +22,13 @@ from posedraw.pipelines import load_pipeline
 from posedraw.pipelines.keypoint_ldm import KeypointLDMPipeline
 from posedraw.pose import read_pose
 
-from .tiny_world import TINY_LDM, TINY_TRANSFORMER, build_world, write_config
+from .tiny_world import TINY_LDM, TINY_TRANSFORMER, write_config
+from .training_helpers import ranks_agree, train_command
 
 REPO = Path(__file__).resolve().parents[1]
-POSEDRAW = str(Path(sys.executable).parent / "posedraw")
 POSE = REPO / "examples" / "poses" / "standing.json"
 
 pytestmark = pytest.mark.slow  # two training processes per test
-
-
-def _train(stage: str, config: Path, data: Path, vq: Path, out: Path, *more: str) -> list[str]:
-    data_flag = "--latents" if stage == "ldm" else "--codes"
-    return [POSEDRAW, "train", stage, "--config", str(config), data_flag, str(data), "--vq", str(vq),
-            "--out", str(out), "--device", "cpu", "--devices", "2", *more]  # fmt: skip
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -50,16 +43,10 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def _ranks_agree(out: Path) -> list[str]:
-    record = json.loads((out / "run.json").read_text())
-    assert record["world_size"] == 2
-    return record["rank_weights_sha256"]
-
-
 def test_ldm_on_two_processes_stops_together_on_sigterm_resumes_and_draws(world, tmp_path):
     config = write_config(tmp_path, "ldm", {**TINY_LDM, "train": {**TINY_LDM["train"], "checkpoint_every": 2}})
     out = tmp_path / "run"
-    command = _train("ldm", config, world / "cache", world / "vq", out, "--max-steps", "500")
+    command = train_command("ldm", config, world / "cache", world / "vq", out, "--max-steps", "500")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not (out / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline and proc.poll() is None:
@@ -77,25 +64,22 @@ def test_ldm_on_two_processes_stops_together_on_sigterm_resumes_and_draws(world,
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from step {step} of {step + 2}" in resumed.stderr
     assert resumed.stdout.count("pipeline saved to") == 1  # rank 0 exports and reports
-    digests = _ranks_agree(out)
+    digests = ranks_agree(out)
     assert digests[0] == digests[1]
     pipeline = KeypointLDMPipeline.from_pretrained(out / "model")
     images = pipeline([read_pose(POSE)], seeds=[0], steps=2).images
     assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
 
 
-def test_transformer_on_two_processes_from_a_one_shard_cache(tmp_path):
-    root = build_world(tmp_path / "one-shard", per_shard=24)  # one shard for two ranks: split by sample
-    config = write_config(tmp_path, "tf", TINY_TRANSFORMER)
-    out = tmp_path / "run"
-    result = subprocess.run(_train("transformer", config, root / "cache", root / "vq", out, "--max-steps", "4"),
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+def test_transformer_on_two_processes_from_a_one_shard_cache(two_process_run):
+    """The session's two-process run (tests/training_helpers.py): one shard for two ranks, split by sample."""
+    result = two_process_run.result
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("model saved to") == 1
     assert "step 4/4 (100%)" in result.stderr  # progress lines when not on a terminal
-    digests = _ranks_agree(out)
+    digests = ranks_agree(two_process_run.out)
     assert digests[0] == digests[1]
-    pipeline = load_pipeline(out / "model", "cpu")
+    pipeline = load_pipeline(two_process_run.out / "model", "cpu")
     out_images = pipeline([read_pose(POSE)], seeds=[0])
     assert out_images.images.shape == (1, 3, 32, 32)
 
@@ -122,7 +106,7 @@ def test_a_failing_rank_ends_the_whole_run(world, tmp_path):
     _damage_codes(cache / index["shards"][read_by_rank.pop()])
     out = tmp_path / "run"
     config = write_config(tmp_path, "tf", TINY_TRANSFORMER)
-    command = _train("transformer", config, cache, world / "vq", out, "--max-steps", "50")
+    command = train_command("transformer", config, cache, world / "vq", out, "--max-steps", "50")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert re.search(r"error: .*shards/\d+\.tar: sample toy\d+ is unreadable", result.stderr), result.stderr[-2000:]

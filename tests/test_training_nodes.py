@@ -5,7 +5,6 @@ run as two processes on one machine: same world size, the same batches per rank,
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 
@@ -13,8 +12,7 @@ import pytest
 
 from posedraw.train.ranks import is_first_process
 
-from .test_training_ddp import POSEDRAW, _ranks_agree
-from .tiny_world import TINY_TRANSFORMER, write_config
+from .training_helpers import one_thread_per_process, ranks_agree, train_command
 
 
 def _free_port() -> int:
@@ -23,35 +21,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _command(config, world, out, devices: int, nodes: int) -> list[str]:
-    return [POSEDRAW, "train", "transformer", "--config", str(config), "--codes", str(world / "cache"),
-            "--vq", str(world / "vq"), "--out", str(out), "--device", "cpu", "--max-steps", "3",
-            "--devices", str(devices), "--num-nodes", str(nodes)]  # fmt: skip
-
-
-@pytest.mark.slow  # two training processes per run
-def test_two_nodes_of_one_process_train_as_two_processes_on_one_machine(world, tmp_path):
-    config = write_config(tmp_path, "tf", TINY_TRANSFORMER)
-    # one thread per process on both sides: Lightning gives each CPU process cpu_count / its machine's ranks
-    # threads, and another thread count rounds the float sums differently
-    threads = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one_machine = tmp_path / "one-machine"
-    command = _command(config, world, one_machine, 2, 1)
-    result = subprocess.run(command, env=threads, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-
+@pytest.mark.slow  # two training processes
+def test_two_nodes_of_one_process_train_as_two_processes_on_one_machine(two_process_run, tmp_path):
+    """Compared with the session's run of two processes on one machine (tests/training_helpers.py)."""
+    one_machine = two_process_run
+    assert one_machine.result.returncode == 0, one_machine.result.stderr[-2000:]
     two_nodes = tmp_path / "two-nodes"  # one folder both nodes see, as a cluster's shared file system
-    env = {**threads, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
-    command = _command(config, world, two_nodes, 1, 2)
+    env = {**one_thread_per_process(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    world, steps = one_machine.world, str(one_machine.steps)
+    command = train_command("transformer", one_machine.config, world / "cache", world / "vq", two_nodes,
+                            "--max-steps", steps, "--num-nodes", "2", devices=1)  # fmt: skip
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     nodes = [subprocess.Popen(command, env={**env, "NODE_RANK": str(rank)}, **pipes) for rank in (0, 1)]
     outputs = [node.communicate(timeout=300) for node in nodes]
     for node, (_, err) in zip(nodes, outputs, strict=True):
         assert node.returncode == 0, err[-2000:]
     assert outputs[0][0].count("model saved to") == 1 and "model saved to" not in outputs[1][0]  # node 0 exports
-    assert _ranks_agree(two_nodes) == _ranks_agree(one_machine)  # world size 2, the same weights on every rank
+    assert ranks_agree(two_nodes) == ranks_agree(one_machine.out)  # world size 2, the same weights on every rank
     record = json.loads((two_nodes / "run.json").read_text())
-    assert record["steps"] == 3
+    assert record["steps"] == one_machine.steps
 
 
 @pytest.mark.parametrize(
