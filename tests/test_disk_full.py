@@ -101,7 +101,10 @@ def test_training_on_a_full_disk_names_the_checkpoint_and_leaves_no_partial_file
     out = tmp_path / "run"
     with file_size_limit(64 * 1024):  # room for the config and logs, not for the checkpoint
         code, err = _train_ldm(capsys, world, tmp_path, out)
-    assert code == 2 and one_line(err) == f"error: {checkpoint_path(out)}: File too large"
+    # the run's status line (which data path it takes) comes first; the error is one line after it
+    status, error = err.strip().splitlines()
+    assert status.startswith("training data:") and code == 2
+    assert one_line(error) == f"error: {checkpoint_path(out)}: File too large"
     assert list(checkpoint_path(out).parent.iterdir()) == []
 
 
