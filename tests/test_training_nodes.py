@@ -21,19 +21,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _start_two_nodes(config, world, out, steps: str) -> tuple[list[subprocess.Popen], list[tuple[str, str]]]:
+    """Two machines of one process each on 127.0.0.1 (NODE_RANK 0 and 1) training to `out`; their output."""
+    env = {**one_thread_per_process(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    command = train_command("transformer", config, world / "cache", world / "vq", out,
+                            "--max-steps", steps, "--num-nodes", "2", devices=1)  # fmt: skip
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    nodes = [subprocess.Popen(command, env={**env, "NODE_RANK": str(rank)}, **pipes) for rank in (0, 1)]
+    return nodes, [node.communicate(timeout=300) for node in nodes]
+
+
 @pytest.mark.slow  # two training processes
 def test_two_nodes_of_one_process_train_as_two_processes_on_one_machine(two_process_run, tmp_path):
     """Compared with the session's run of two processes on one machine (tests/training_helpers.py)."""
     one_machine = two_process_run
     assert one_machine.result.returncode == 0, one_machine.result.stderr[-2000:]
-    two_nodes = tmp_path / "two-nodes"  # one folder both nodes see, as a cluster's shared file system
-    env = {**one_thread_per_process(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
     world, steps = one_machine.world, str(one_machine.steps)
-    command = train_command("transformer", one_machine.config, world / "cache", world / "vq", two_nodes,
-                            "--max-steps", steps, "--num-nodes", "2", devices=1)  # fmt: skip
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    nodes = [subprocess.Popen(command, env={**env, "NODE_RANK": str(rank)}, **pipes) for rank in (0, 1)]
-    outputs = [node.communicate(timeout=300) for node in nodes]
+    for attempt in range(3):  # another test's processes may take the free port before node 0 binds it
+        two_nodes = tmp_path / f"two-nodes-{attempt}"  # one folder both nodes see, as a cluster's shared disk
+        nodes, outputs = _start_two_nodes(one_machine.config, world, two_nodes, steps)
+        if not any("address already in use" in err.lower() for _, err in outputs):
+            break
     for node, (_, err) in zip(nodes, outputs, strict=True):
         assert node.returncode == 0, err[-2000:]
     assert outputs[0][0].count("model saved to") == 1 and "model saved to" not in outputs[1][0]  # node 0 exports
