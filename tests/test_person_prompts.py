@@ -66,7 +66,7 @@ def test_a_count_that_is_not_the_number_of_people_names_the_option_the_count_and
     check_person_count((), 3, "--prompt", "pose.json")  # no per-person prompts: nothing to count
     with pytest.raises(PosedrawError) as error:
         check_person_count(("a", "b", "c"), 2, "--negative-prompt", "pose.json")
-    assert str(error.value) == "--negative-prompt: 3 per-person prompts (separated by |), but pose.json holds 2 people"
+    assert str(error.value) == "--negative-prompt: 3 per-person prompts, but pose.json holds 2 people"
 
 
 # --- the Pose keeps them with their people ----------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_generate_refuses_a_wrong_count_and_a_model_without_per_person_prompts_b
     out = tmp_path / "out"
     base = ("generate", "--model", "builtin:diffusion", "--pose", tmp_path / "p.json", "--out", out, "--steps", "1")
     code, _, err = run_cli(capsys, *base, "--prompt", "a | b | c")
-    expected = f"error: --prompt: 3 per-person prompts (separated by |), but {tmp_path / 'p.json'} holds 2 people\n"
+    expected = f"error: --prompt: 3 per-person prompts, but {tmp_path / 'p.json'} holds 2 people\n"
     assert code == 2 and err == expected
     code, _, err = run_cli(capsys, *base, "--prompt", "red hair | blonde hair")
     assert code == 2 and REFUSAL in err and len(err.splitlines()) == 1

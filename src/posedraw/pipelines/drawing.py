@@ -28,6 +28,7 @@ from diffusers import DiffusionPipeline
 
 from posedraw.errors import PosedrawError, SamplingError
 from posedraw.pose import Pose
+from posedraw.pose.prompts import check_person_count
 
 
 @dataclass
@@ -262,11 +263,9 @@ def person_prompts_per_pose(given: Any, poses: Sequence[Pose], name: str) -> lis
         raise PosedrawError(f"{name}: expected one list per pose ({len(poses)}), got {len(rows)}")
     found = []
     for index, (row, pose, fallback) in enumerate(zip(rows, poses, own)):
-        row = tuple(row)
-        if _any_text(row) and len(row) != pose.num_people:
-            raise PosedrawError(f"{name}: {len(row)} per-person prompts, but pose {index} holds "
-                                f"{pose.num_people} people")  # fmt: skip
-        found.append(row if _any_text(row) else fallback)
+        row = tuple(row) if _any_text(row) else ()
+        check_person_count(row, pose.num_people, name, f"pose {index}")
+        found.append(row or fallback)
     return found
 
 

@@ -41,9 +41,10 @@ def split_prompt(text: str, scene: str = "", option: str = "--prompt") -> Prompt
 
 
 def check_person_count(people: tuple[str, ...], count: int, option: str, source: str) -> None:
-    """Refuse per-person prompts whose number is not the number of people in `source` (a pose file)."""
+    """Refuse per-person prompts whose number is not the number of people in `source` (a pose file, or a
+    pipeline call's pose); the one count check of the command line and the pipelines."""
     if people and len(people) != count:
-        raise PosedrawError(f"{option}: {len(people)} per-person prompts (separated by |), but {source} holds "
+        raise PosedrawError(f"{option}: {len(people)} per-person prompts, but {source} holds "
                             f"{count} {'person' if count == 1 else 'people'}")  # fmt: skip
 
 
