@@ -80,7 +80,8 @@ def test_an_attribute_whose_place_is_outside_the_picture_is_not_scored():
 def _render_png(tmp_path, seed: int, prompt: str, scene: bool = False):
     sample = make_toy_scene(seed, 64, 2) if scene else make_toy_sample(seed, 64)
     path = tmp_path / f"r{seed}.png"
-    _save_png(sample.image, path, metadata(Job(sample.pose, f"r{seed}", 0), {"prompt": prompt}, "builtin"))
+    pose = sample.pose.replace(prompts=())  # judged against the whole prompt, not per-person ones
+    _save_png(sample.image, path, metadata(Job(pose, f"r{seed}", 0), {"prompt": prompt}, "builtin"))
     return path, sample
 
 
@@ -100,11 +101,13 @@ def test_eval_attributes_scores_each_image_against_its_own_prompt(capsys, tmp_pa
     assert set(scores["own"]["per_attribute"]) == set(ATTRIBUTES)
 
 
-def test_eval_attributes_refuses_scenes_and_prompts_without_attributes(capsys, tmp_path):
+def test_eval_attributes_refuses_prompts_without_attributes(capsys, tmp_path):
+    """Nothing to score is one error line: a prompt naming no attribute, or only a scene drawn without
+    per-person prompts (skipped with a note: nothing says which figure should show the whole prompt)."""
     scene, _ = _render_png(tmp_path, 1, "red hair", scene=True)
-    code, _, err = run_cli(capsys, "eval", "attributes", scene)
-    assert code == 2
-    assert err.strip() == f"error: {scene}: the attribute classifier reads single figures; this image has 2"
+    code, out, err = run_cli(capsys, "eval", "attributes", scene)
+    assert code == 2 and "no image's prompt names a toy attribute" in err
+    assert out.strip() == "note: 1 images of several people without per-person prompts not scored"
     plain, _ = _render_png(tmp_path, 2, "smile")
     code, _, err = run_cli(capsys, "eval", "attributes", plain)
     assert code == 2 and "no image's prompt names a toy attribute" in err

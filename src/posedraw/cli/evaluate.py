@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from posedraw.cli.common import writable_dir, writable_file
 from posedraw.cli.tune import ClipPretrainedOption, ClipWeightsOption
+
+if TYPE_CHECKING:
+    from posedraw.pose import Pose
 
 app = typer.Typer(help="Measure generated images.", no_args_is_help=True)
 
@@ -59,9 +62,13 @@ def attribute_fidelity(
         Path | None, typer.Option("--json", callback=writable_file, help="Also write the report as JSON.")
     ] = None,
 ) -> None:
-    """Prompt fidelity on toy figures: the share of images drawn with the hair colour, hair length, outfit
-    and outfit colour their prompt names (read back by the toy attribute classifier at the places the
-    image's pose locates; an attribute whose place is outside the picture is not scored).
+    """Prompt fidelity on toy figures: the share of (person, attribute) pairs drawn with the hair colour, hair
+    length, outfit and outfit colour the person's prompt names (read back by the toy attribute classifier at
+    the places that person's pose locates; an attribute whose place is outside the picture is not scored),
+    and the leakage: the share drawn as another person of the same picture asked for.
+
+    A single figure is judged against its prompt; each figure of a scene against its own per-person prompt
+    (scenes drawn without per-person prompts are skipped: nothing says which figure should show what).
 
     Example: posedraw eval attributes out/*.png
     """
@@ -70,28 +77,50 @@ def attribute_fidelity(
 
     from posedraw.data.images import to_tensor
     from posedraw.errors import PosedrawError
-    from posedraw.eval.attributes import attribute_accuracy, classify, load_classifier
+    from posedraw.eval.attributes import classify_people, load_classifier, person_attribute_scores, scene_rows
     from posedraw.eval.fidelity import in_image_frame
     from posedraw.io import write_text_atomic
     from posedraw.pipelines.outputs import read_png_metadata
 
-    prompts, tensors, poses = [], [], []
+    prompts, tensors, poses, skipped = [], [], [], 0
     for path in images:
         job, options, _ = read_png_metadata(path)
-        if job.pose.num_people > 1:
-            people = job.pose.num_people
-            raise PosedrawError(f"{path}: the attribute classifier reads single figures; this image has {people}")
+        wanted = person_prompts(job.pose, options)
+        if not wanted:
+            skipped += 1
+            continue
         with Image.open(path) as image:
             tensors.append(to_tensor(image.convert("RGB")))
         poses.append(in_image_frame(job.pose, tensors[-1].shape[-1], tensors[-1].shape[-2]))
-        prompts.append(options.get("prompt") or "")
-    report = attribute_accuracy(classify(load_classifier(), torch.stack(tensors), poses), prompts)
-    if not report.counts:
-        raise PosedrawError("no image's prompt names a toy attribute (e.g. red_hair, long_hair, blue_dress)")
-    parts = ", ".join(f"{name} {report.accuracy[name]:.3f} of {count}" for name, count in report.counts.items())
-    typer.echo(f"{len(images)} images: attribute accuracy {report.mean:.3f} ({parts})")
+        prompts += wanted
+    if skipped:
+        typer.echo(f"note: {skipped} images of several people without per-person prompts not scored")
+    none = PosedrawError("no image's prompt names a toy attribute (e.g. red_hair, long_hair, blue_dress)")
+    if not poses:
+        raise none
+    reading = classify_people(load_classifier(), torch.stack(tensors), poses)
+    report = person_attribute_scores(reading, prompts, scene_rows(poses))
+    if not report.scored:
+        raise none
+    totals = report.as_dict()
+    parts = ", ".join(f"{name} {report.hits[name] / count:.3f} of {count}" for name, count in report.scored.items())
+    typer.echo(f"{len(poses)} images, {len(prompts)} people: attribute accuracy {report.accuracy:.3f}, leakage "
+               f"{report.leakage:.3f} ({totals['leaks']} leaks of {totals['scored']} scored; {parts})")  # fmt: skip
     if json_out is not None:
-        write_text_atomic(json_out, json.dumps({"images": len(images), **report.as_dict()}, indent=1) + "\n")
+        fields = {"images": len(poses), "people": len(prompts), "skipped_images": skipped, **totals}
+        write_text_atomic(json_out, json.dumps(fields, indent=1) + "\n")
+
+
+def person_prompts(pose: Pose, options: dict) -> list[str]:
+    """What each person of a drawing was asked for, from its recipe: the per-person prompts (the call's
+    `person_prompts` option for this pose, else the pose's own); a single figure without them, the whole
+    picture's prompt; a scene without them, nothing (an empty list)."""
+    given = options.get("person_prompts")
+    if isinstance(given, list) and len(given) == pose.num_people and all(isinstance(t, str) for t in given):
+        return given
+    if pose.prompts:
+        return list(pose.prompts)
+    return [options.get("prompt") or ""] if pose.num_people == 1 else []
 
 
 @app.command("report")
