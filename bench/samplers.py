@@ -82,8 +82,7 @@ def distances(pipeline, poses: list, seeds: int) -> dict[str, dict[str, float]]:
 def step_cost(pipeline, pose, steps: int = 10, repeats: int = 5) -> dict[str, float]:
     """Per network evaluation: a pipeline step (decode excluded) vs a plain UNet forward, alternating."""
     x = torch.randn(1, *pipeline.latent_shape)
-    prepared = pipeline.pose_encoder.prepare([pose])
-    cond = pipeline.pose_encoder(**prepared, latent_size=pipeline.latent_shape[1:])
+    cond = pipeline.pose_conditioning([pose])
     text = pipeline.text_encoder.null(1) if pipeline.takes_text else None
     context = cond.context if text is None else torch.cat([cond.context, text], 1)
     unet_input = x if cond.maps is None else torch.cat([x, cond.maps], 1)

@@ -265,8 +265,7 @@ def compare_sampling(size: str, device: str, repeats: int, original_steps: int, 
     context = legacy_tokens_of(pose).to(device)[:, None, :].float()
     x = torch.randn(1, *pipeline.latent_shape, generator=torch.Generator().manual_seed(1)).to(device)
     t = torch.tensor([500], device=device)
-    prepared = {k: v.to(device) for k, v in pipeline.pose_encoder.prepare(pose).items()}
-    cond = pipeline.pose_encoder(**prepared, latent_size=pipeline.latent_shape[1:])
+    cond = pipeline.pose_conditioning(pose)
     unet_input = x if cond.maps is None else torch.cat([x, cond.maps], 1)
 
     @torch.no_grad()

@@ -8,10 +8,12 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from PIL import Image
 
 from posedraw.errors import PosedrawError, PoseError, PoseFormatError
+from posedraw.models.conditioning import PlacedPoseEncoder
 from posedraw.pipelines import load_pipeline
 from posedraw.pipelines.drawing import PERSON_PROMPTS_REFUSED, person_prompts_per_pose
 from posedraw.pipelines.outputs import read_png_metadata
@@ -20,6 +22,7 @@ from posedraw.pose.core import MAX_PROMPT_CHARS
 from posedraw.pose.prompts import PromptRequest, check_person_count, split_prompt
 from tests.cli_helpers import run_cli
 from tests.conftest import poses
+from tests.tiny_world import tiny_text_model
 
 REFUSAL = "not trained with per-person prompts"
 
@@ -165,15 +168,25 @@ def test_pose_convert_prints_the_dropped_prompts_note_and_pose_show_lists_who_is
 
 # --- pipelines -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def pipelines():
-    found = {name: load_pipeline(name) for name in ("builtin:diffusion", "builtin:transformer")}
+def models(tmp_path_factory) -> dict[str, str]:
+    """Model names and folders: tiny untrained diffusion models with tags, with and without per-person prompts,
+    and the built-in transformer (no text at all)."""
+    root = tmp_path_factory.mktemp("models")
+    return {"tags": str(tiny_text_model(root / "tags", person_prompts=False)),
+            "person": str(tiny_text_model(root / "person", person_prompts=True)),
+            "builtin:transformer": "builtin:transformer"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pipelines(models):
+    found = {name: load_pipeline(folder) for name, folder in models.items()}
     for pipe in found.values():
         pipe.set_progress_bar_config(disable=True)
     return found
 
 
-@pytest.mark.parametrize("name", ["builtin:diffusion", "builtin:transformer"])
-def test_every_model_of_today_refuses_per_person_prompts_given_or_on_the_pose_in_one_line(pipelines, name):
+@pytest.mark.parametrize("name", ["tags", "builtin:transformer"])
+def test_a_model_without_per_person_prompts_refuses_them_given_or_on_the_pose_in_one_line(pipelines, name):
     pipe, one = pipelines[name], two_people().person(0)
     fast = {"steps": 2} if "steps" in pipe.options else {}
     assert not pipe.takes_person_prompts
@@ -206,35 +219,37 @@ def test_given_per_person_prompts_win_over_the_poses_own_and_must_match_each_pos
 
 
 @pytest.fixture
-def takes_person_prompts(monkeypatch, pipelines):
-    """The diffusion model's pose encoder says it takes per-person prompts (what the model change will do);
-    the poses its `prepare` is given are recorded."""
-    encoder = type(pipelines["builtin:diffusion"].pose_encoder)
+def seen_prompts(monkeypatch):
+    """The per-person prompts of every batch of poses a pose encoder prepares, recorded."""
     seen: list = []
-    prepare = encoder.prepare
+    prepare = PlacedPoseEncoder.prepare
 
     def recording(self, poses):
         seen.append([pose.prompts for pose in poses])
         return prepare(self, poses)
 
-    monkeypatch.setattr(encoder, "takes_person_prompts", property(lambda self: True))
-    monkeypatch.setattr(encoder, "prepare", recording)
+    monkeypatch.setattr(PlacedPoseEncoder, "prepare", recording)
     return seen
 
 
-def test_a_model_whose_pose_encoder_takes_them_gets_each_poses_prompts_on_its_poses(pipelines, takes_person_prompts):
-    pipe = pipelines["builtin:diffusion"]
+def test_a_model_trained_with_them_binds_each_poses_prompts_and_negatives(pipelines, seen_prompts):
+    pipe = pipelines["person"]
     assert pipe.takes_person_prompts
     poses = [two_people(("file a", "file b")), two_people()]
-    pipe(poses, seeds=[0, 1], steps=1, person_prompts=[["", ""], ["x", "y"]])
-    assert takes_person_prompts[-1] == [("file a", "file b"), ("x", "y")]
+    pipe(poses, seeds=[0, 1], steps=1, text_guidance=2.0, person_prompts=[["", ""], ["x", "y"]],
+         person_negative_prompts=[["", "n"], ["", ""]])  # fmt: skip
+    assert [("file a", "file b"), ("x", "y")] in seen_prompts  # the branch with text
+    assert [("", "n"), ()] in seen_prompts  # the branch without: each person's negative (or none)
+    first = pipe(poses[:1], seeds=[0], steps=2, person_prompts=[["red hair", "blonde hair"]]).images
+    swapped = pipe(poses[:1], seeds=[0], steps=2, person_prompts=[["blonde hair", "red hair"]]).images
+    assert not torch.equal(first, swapped)  # whose prompt is whose changes the drawing
 
 
 # --- the command line ------------------------------------------------------------------------------------
-def test_generate_refuses_a_wrong_count_and_a_model_without_per_person_prompts_before_writing(capsys, tmp_path):
+def test_generate_refuses_a_wrong_count_and_a_model_without_per_person_prompts_before_writing(capsys, tmp_path, models):
     write_pose(two_people(), tmp_path / "p.json")
     out = tmp_path / "out"
-    base = ("generate", "--model", "builtin:diffusion", "--pose", tmp_path / "p.json", "--out", out, "--steps", "1")
+    base = ("generate", "--model", models["tags"], "--pose", tmp_path / "p.json", "--out", out, "--steps", "1")
     code, _, err = run_cli(capsys, *base, "--prompt", "a | b | c")
     expected = f"error: --prompt: 3 per-person prompts, but {tmp_path / 'p.json'} holds 2 people\n"
     assert code == 2 and err == expected
@@ -251,23 +266,24 @@ def test_generate_refuses_a_wrong_count_and_a_model_without_per_person_prompts_b
 
 
 def test_the_recipe_keeps_the_per_person_prompts_and_from_png_redraws_the_same_request(
-    capsys, tmp_path, takes_person_prompts
+    capsys, tmp_path, models, seen_prompts
 ):
     write_pose(two_people(("file a", "file b")), tmp_path / "p.json")
     out, again = tmp_path / "out", tmp_path / "again"
-    code, _, err = run_cli(capsys, "generate", "--model", "builtin:diffusion", "--pose", tmp_path / "p.json", "--out",
+    code, _, err = run_cli(capsys, "generate", "--model", models["person"], "--pose", tmp_path / "p.json", "--out",
                            out, "--steps", "2", "--prompt", "red hair | blonde hair", "--scene-prompt", "smile",
-                           "--negative-prompt", "| long hair")  # fmt: skip
+                           "--negative-prompt", "| long hair", "--text-guidance", "2")  # fmt: skip
     assert code == 0, err
     [png] = out.glob("*.png")
     job, options, model = read_png_metadata(png)
     assert job.pose.prompts == ("red hair", "blonde hair")  # the command line's win over the file's
     assert options["prompt"] == "smile" and list(options["person_negative_prompts"]) == ["", "long hair"]
-    assert model == "builtin:diffusion"
-    assert takes_person_prompts[-1] == [("red hair", "blonde hair")]
+    assert model == models["person"]
+    assert [("red hair", "blonde hair")] in seen_prompts and [("", "long hair")] in seen_prompts
+    seen_prompts.clear()
     code, _, err = run_cli(capsys, "generate", "--from-png", png, "--out", again)
     assert code == 0, err
-    assert takes_person_prompts[-1] == [("red hair", "blonde hair")]
+    assert [("red hair", "blonde hair")] in seen_prompts and [("", "long hair")] in seen_prompts
     redrawn = again / png.name
     job_again, options_again, _ = read_png_metadata(redrawn)
     assert options_again == options and job_again.pose.allclose(job.pose) and job_again.seed == job.seed

@@ -22,6 +22,7 @@ from posedraw.models.guidance import GuidanceScales
 from posedraw.models.text import TagEncoder, prompt_tags, tag_vocabulary
 from posedraw.models.vq import encode, load_vq
 from posedraw.pipelines import KeypointLDMPipeline
+from posedraw.pipelines.drawing import CallText
 from posedraw.pose import dump_pose
 from posedraw.train.ldm import LatentDiffusionModule, LDMRunConfig, build_pipeline, sampling_scheduler
 from tests.cli_helpers import run_cli
@@ -81,7 +82,8 @@ def test_two_condition_guidance_follows_the_formula_in_one_batch(pose, text):
     pipe = _stub_pipeline()
     poses = [make_toy_sample(3, 64).pose]
     scales = GuidanceScales(pose, text)
-    cond, branches = pipe._conditioning(poses, scales, ["red hair"], ["long hair"])
+    call = CallText(["red hair"], ["long hair"], [()], [()])
+    cond, branches = pipe._conditioning(poses, scales, call)
     x, t = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor(500)
     guided = pipe._denoise(x, t, cond, branches, scales)
 
@@ -267,7 +269,7 @@ def test_a_pooled_text_path_fine_tuned_from_a_model_without_it_starts_as_that_mo
     x, t = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([400])
 
     def predict(m: LatentDiffusionModule, prompt: str) -> torch.Tensor:
-        cond = m.conditioning(poses)
+        cond = m.pose_encoder(**m.pose_encoder.prepare(poses), latent_size=(8, 8))
         tokens = m.text_encoder(**m.text_encoder.prepare([prompt]))
         cond = cond.with_text(tokens, pooled=m.config.text.pooled)
         return m.unet(torch.cat([x, cond.maps], 1), t, encoder_hidden_states=cond.context,

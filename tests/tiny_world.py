@@ -49,3 +49,32 @@ def write_config(folder: Path, name: str, config: dict) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def tiny_text_config(person_prompts: bool) -> dict:
+    """A tiny diffusion config with tags for up to 3 people on the built-in VQ's 16 x 16 latents."""
+    return {
+        "unet": {**TINY_LDM["unet"], "sample_size": 16},
+        "pose": {"mode": "tokens+maps", "dropout": 0.2, "max_people": 3, "person_prompts": person_prompts},
+        "text": {"kind": "tags"},
+        "diffusion": {"scale_factor": 1.0},
+    }
+
+
+#: the tags of `tiny_text_model`
+TINY_TAGS = ["blonde_hair", "long_hair", "red_hair", "smile"]
+
+
+def tiny_text_model(folder: Path, person_prompts: bool) -> Path:
+    """An untrained diffusion model with tags, for up to 3 people, on the built-in VQ (64 px drawings), with
+    or without per-person prompts: what the per-person paths need, in a second, without training."""
+    from posedraw.builtin import builtin_model
+    from posedraw.models.text import TagEncoder
+    from posedraw.models.vq import load_vq
+    from posedraw.train.ldm import LatentDiffusionModule, LDMRunConfig, build_pipeline
+
+    torch.manual_seed(0)
+    config = from_dict(LDMRunConfig, tiny_text_config(person_prompts))
+    module = LatentDiffusionModule(config, TagEncoder(TINY_TAGS, dim=16))
+    build_pipeline(module, load_vq(builtin_model())).save_pretrained(folder)
+    return folder

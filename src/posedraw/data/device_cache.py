@@ -23,21 +23,26 @@ from posedraw.data.stream import SampleStream, loader_batches, sample_rng
 from posedraw.errors import ConfigError, DataError
 from posedraw.pose import Pose
 
-#: a pose encoder's host part: poses -> tensors with the batch first (PoseEncoder.prepare, CodePoseEncoder.prepare)
-PreparePoses = Callable[[Sequence[Pose]], dict[str, torch.Tensor]]
+#: a pose encoder's host part: poses -> tensors with the batch first, and lists that stay on the host (the
+#: slots' per-person prompts, for the text encoder) (PoseEncoder.prepare, CodePoseEncoder.prepare)
+PreparePoses = Callable[[Sequence[Pose]], dict[str, torch.Tensor | list]]
 #: a batch's poses: Pose objects (the DataLoader's batches) or already prepared tensors (the device cache's)
-BatchPoses = Sequence[Pose] | dict[str, torch.Tensor]
+BatchPoses = Sequence[Pose] | dict[str, torch.Tensor | list]
 #: `--cache-on-device` values
 CACHE_MODES = ("auto", "on", "off")
 #: poses prepared at a time while the cache is read
 PREPARE_CHUNK = 256
 
 
-def prepared_poses(prepare: PreparePoses, poses: BatchPoses, device: torch.device) -> dict[str, torch.Tensor]:
-    """The prepared pose tensors of a batch on `device`, whichever form the batch brings: the one entry of
-    the modules' pose conditioning for both data paths."""
-    tensors = poses if isinstance(poses, dict) else prepare(poses)
-    return {name: tensor.to(device, non_blocking=True) for name, tensor in tensors.items()}
+def prepared_poses(prepare: PreparePoses, poses: BatchPoses, device: torch.device) -> dict[str, torch.Tensor | list]:
+    """The prepared pose tensors of a batch on `device` (host lists as they are), whichever form the batch
+    brings: the one entry of the modules' pose conditioning for both data paths."""
+    prepared = poses if isinstance(poses, dict) else prepare(poses)
+    return {name: _on(value, device) for name, value in prepared.items()}
+
+
+def _on(value: torch.Tensor | list, device: torch.device) -> torch.Tensor | list:
+    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
 
 
 @dataclass
@@ -47,7 +52,7 @@ class DeviceCache:
 
     kind: str  # "latent" (held as fp16) or "codes" (held as int16, or int32 for a codebook over 32768)
     values: torch.Tensor  # (2 N, ...) latents or codes
-    poses: dict[str, torch.Tensor]  # (2 N, ...) each of the pose encoder's prepared tensors
+    poses: dict[str, torch.Tensor | list]  # (2 N, ...) each of the pose encoder's prepared tensors (or host lists)
     keys: list[str]
     tags: list[list[str]]
     first_rows: list[int]  # the row of each shard's first sample / 2
@@ -70,33 +75,44 @@ class DeviceCache:
         if not keys:
             raise DataError(f"{stream.source.name(0)}: the cache holds no samples")
         chunks = [prepare(poses[i : i + PREPARE_CHUNK]) for i in range(0, len(poses), PREPARE_CHUNK)]
-        prepared = {name: torch.cat([c[name] for c in chunks]) for name in chunks[0]}
+        prepared = {name: _joined([c[name] for c in chunks]) for name in chunks[0]}
         return cls(decode.kind, _stored(torch.stack(values)), prepared, keys, tags, first_rows)
 
     @property
     def nbytes(self) -> int:
         """Device memory the cache takes."""
-        return sum(t.numel() * t.element_size() for t in (self.values, *self.poses.values()))
+        tensors = [t for t in (self.values, *self.poses.values()) if isinstance(t, torch.Tensor)]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def to(self, device: torch.device) -> DeviceCache:
-        poses = {name: tensor.to(device) for name, tensor in self.poses.items()}
+        poses = {name: _on(value, device) for name, value in self.poses.items()}
         return DeviceCache(self.kind, self.values.to(device), poses, self.keys, self.tags, self.first_rows)
 
     def gather(self, samples: Sequence[SampleRef], flips: Sequence[bool]) -> dict[str, Any]:
         """The batch of `samples` (each flipped or not) in `collate_cached`'s form, poses prepared: the
         index goes to the device without a wait (pinned, non-blocking on CUDA), nothing comes back."""
         rows = [self.first_rows[shard] + position for shard, position in samples]
-        index = torch.tensor([2 * row + int(flip) for row, flip in zip(rows, flips)], dtype=torch.long)
+        picked = [2 * row + int(flip) for row, flip in zip(rows, flips)]
+        index = torch.tensor(picked, dtype=torch.long)
         if self.values.is_cuda:
             index = index.pin_memory()
         index = index.to(self.values.device, non_blocking=True)
         values = self.values.index_select(0, index)
         return {
             self.kind: values.float() if self.kind == "latent" else values.long(),
-            "pose": {name: tensor.index_select(0, index) for name, tensor in self.poses.items()},
+            "pose": {name: _rows(value, index, picked) for name, value in self.poses.items()},
             "key": [self.keys[row] for row in rows],
             "tags": [self.tags[row] for row in rows],
         }
+
+
+def _joined(chunks: list[torch.Tensor | list]) -> torch.Tensor | list:
+    return torch.cat(chunks) if isinstance(chunks[0], torch.Tensor) else [item for chunk in chunks for item in chunk]
+
+
+def _rows(value: torch.Tensor | list, index: torch.Tensor, picked: list[int]) -> torch.Tensor | list:
+    """The batch's rows of one prepared entry: gathered on the device, or (a host list) on the host."""
+    return value.index_select(0, index) if isinstance(value, torch.Tensor) else [value[i] for i in picked]
 
 
 class DeviceBatches:

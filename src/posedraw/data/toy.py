@@ -3,7 +3,9 @@
 Everything is drawn from the joint positions (head from the face joints, torso between shoulders and
 hips, limbs along the bones), so the figure's true pose is known exactly: the training data, the tests and
 the demo can check what a model drew against what it was asked to draw. Each sample also gets tags and a
-caption ("red hair, long hair, blue dress, arms raised").
+caption ("red hair, long hair, blue dress, arms raised"), and each figure its own tags as its person's
+prompt (`person_prompts`; data sets store them in the pose, `Pose.prompts`), so a scene says who has which
+attribute.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ def random_appearance(rng: np.random.Generator) -> Appearance:
         eyes=pick(list(EYES)),
         background=(tuple(int(c) for c in top), tuple(int(c) for c in bottom)),  # type: ignore[arg-type]
     )
+
+
+def person_prompt(appearance: Appearance, kind: str) -> str:
+    """One figure's tags as its person's prompt: "red hair, long hair, blue dress, green eyes, waving"."""
+    return ", ".join(tag.replace("_", " ") for tag in [*appearance.tags, kind])
 
 
 def caption(appearance: Appearance, kind: str) -> str:
@@ -176,6 +183,12 @@ class ToySample:
     tags: list[str]
     caption: str
     kind: str
+    person_prompts: tuple[str, ...] = ()  # each figure's tags, in the label's person order
+
+    @property
+    def prompted_pose(self) -> Pose:
+        """The label with each figure's tags as its person's prompt (what data sets store)."""
+        return self.pose.replace(prompts=self.person_prompts)
 
 
 def make_toy_sample(seed: int, size: int = 64, kind: str | None = None) -> ToySample:
@@ -185,7 +198,8 @@ def make_toy_sample(seed: int, size: int = 64, kind: str | None = None) -> ToySa
     appearance = random_appearance(rng)
     image = render_figure(sampled.full, sampled.head_size, appearance, size)
     tags = [*appearance.tags, sampled.kind] + (["out_of_frame"] if sampled.out_of_frame else [])
-    return ToySample(image, sampled.label, tags, caption(appearance, sampled.kind), sampled.kind)
+    prompts = (person_prompt(appearance, sampled.kind),)
+    return ToySample(image, sampled.label, tags, caption(appearance, sampled.kind), sampled.kind, prompts)
 
 
 #: side of each figure's square slot as a fraction of the canvas, by the number of figures in a scene
@@ -197,7 +211,8 @@ PEOPLE_SHARES = {1: (1.0,), 2: (0.5, 0.5), 3: (0.4, 0.35, 0.25)}
 def make_toy_scene(seed: int, size: int = 64, people: int = 2) -> ToySample:
     """A scene of `people` figures side by side (1: exactly `make_toy_sample`). Each figure is posed in its
     own square slot, slots spread left to right over one background; the label holds every figure, left
-    to right. Figures may overlap a little, as slots do; the later one is drawn in front."""
+    to right (`person_prompts`: each one's tags, in that order). Figures may overlap a little, as slots do;
+    the later one is drawn in front."""
     if people == 1:
         return make_toy_sample(seed, size)
     if people not in SLOT:
@@ -212,13 +227,21 @@ def make_toy_scene(seed: int, size: int = 64, people: int = 2) -> ToySample:
         sampled = sample_pose(rng, slot, out_of_frame_share=0.0)  # a figure too big for its slot hides the next
         offset = np.array([left + rng.uniform(-0.05, 0.05) * slot, rng.uniform(0, size - slot)])
         draw_figure(draw, sampled.full.xy[0] + offset, sampled.head_size, appearances[k])
-        placed = Pose(sampled.label.xy + offset, sampled.label.state, size, size)
+        placed = Pose(
+            sampled.label.xy + offset,
+            sampled.label.state,
+            size,
+            size,
+            prompts=(person_prompt(appearances[k], sampled.kind),),
+        )  # sorted with its person
         labels.append(drop_outside(placed))
         kinds.append(sampled.kind)
         tags += [*appearances[k].tags, sampled.kind]
     captions = "; ".join(caption(a, kind) for a, kind in zip(appearances, kinds))
     labels.sort(key=lambda label: float(np.mean(label.xy[0, label.present[0], 0])))  # left to right
-    return ToySample(image, Pose.stack(labels), [f"{people}_figures", *tags], captions, "+".join(kinds))
+    label = Pose.stack(labels)
+    tags = [f"{people}_figures", *tags]
+    return ToySample(image, label.replace(prompts=()), tags, captions, "+".join(kinds), label.prompts)
 
 
 def people_in_scene(seed: int, max_people: int) -> int:
@@ -243,7 +266,7 @@ class ToyMaker:
         key = f"toy{seed:08d}"
         meta = {"source": "toy", "seed": seed, "tags": toy.tags, "caption": toy.caption, "kind": toy.kind,
                 "people": people}  # fmt: skip
-        return Sample(key, toy.image, toy.pose, meta), manifest_row(key, "toy", toy.pose, toy.tags)
+        return Sample(key, toy.image, toy.prompted_pose, meta), manifest_row(key, "toy", toy.pose, toy.tags)
 
 
 def manifest_row(key: str, source: str, pose: Pose, tags: list[str], status: str = "kept", reason: str | None = None):

@@ -22,6 +22,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from posedraw.errors import PoseError
+from posedraw.models.person_text import PersonBinding, body_masks
 from posedraw.pose import NUM_JOINTS, Pose, legacy_tokens
 from posedraw.pose.render import gaussian_heatmaps
 from posedraw.pose.schema import LIMB_INDICES
@@ -85,7 +86,9 @@ class PoseEncoder(ModelMixin, ConfigMixin):
         per-person prompts for an encoder that does not, rather than drawing without them."""
         return False
 
-    def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor]:
+    def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor | list]:
+        """The poses as tensors with the batch first (and, for an encoder that takes per-person prompts,
+        `person_prompts`: one list of texts per pose, in the encoder's slot order, for the text encoder)."""
         raise NotImplementedError
 
     def null(self, batch: int, latent_size: tuple[int, int]) -> PoseConditioning:
@@ -134,6 +137,13 @@ def square_normalized(pose: Pose, person: int = 0) -> tuple[np.ndarray, np.ndarr
     return xy.astype(np.float32), pose.state[person].astype(np.int64)
 
 
+def slot_prompts(pose: Pose, slots: int, index: int = 0) -> list[str]:
+    """The per-person prompts of the people drawn, in slot order (left to right); "" for a person without
+    one and for empty slots."""
+    drawn = [pose.prompt(person) for person in people_to_draw(pose, slots, index)]
+    return drawn + [""] * (slots - len(drawn))
+
+
 def people_slots(pose: Pose, slots: int, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(slots, 17, 2) positions and (slots, 17) states of the people drawn, left to right; empty slots
     hold a person with every joint absent."""
@@ -179,6 +189,9 @@ class PlacedPoseEncoder(PoseEncoder):
     person embedding, unused groups all absent (so every pose gives the same number of tokens); the maps
     of all people, the maximum over people.
     null pose (classifier-free guidance): a learned token sequence and all-zero maps.
+    per-person prompts (`person_prompts`): each person's prompt vector joins its own tokens (`person_tokens`)
+    and, in `person_channels` extra map channels, its own body (models/person_text.py); the null pose has
+    neither.
     """
 
     # folders saved by earlier versions hold the parameters of every mode; the unused ones are dropped quietly
@@ -197,6 +210,9 @@ class PlacedPoseEncoder(PoseEncoder):
         sigma: float = 1.0,
         null_pose: bool = True,
         max_people: int = 1,
+        person_prompts: bool = False,
+        person_channels: int = 4,
+        person_tokens: bool = True,
     ) -> None:
         super().__init__()
         # ValueErrors: a model folder's config.json is read here, and loading reports a library error as one
@@ -207,7 +223,14 @@ class PlacedPoseEncoder(PoseEncoder):
             raise ValueError(f"map_kind: expected heatmaps or skeleton, got {map_kind!r}")
         if max_people < 1:
             raise ValueError(f"max_people: expected at least 1, got {max_people}")
+        if person_channels < 0:
+            raise ValueError(f"person_channels: expected 0 or more, got {person_channels}")
         self.uses_tokens, self.uses_maps = "tokens" in mode, "maps" in mode
+        if person_prompts:
+            tokens, channels = self.uses_tokens and person_tokens, person_channels if self.uses_maps else 0
+            if not tokens and not channels:
+                raise ValueError("person_prompts: needs person_tokens or person_channels on a path the mode has")
+            self.binding = PersonBinding(dim, tokens, channels)
         # only the parameters this mode uses exist: under DDP every parameter must get a gradient each step
         if self.uses_tokens:
             self.joint = torch.nn.Parameter(torch.randn(NUM_JOINTS, dim) * 0.02)
@@ -227,20 +250,40 @@ class PlacedPoseEncoder(PoseEncoder):
         return self.config.mode
 
     @property
+    def takes_person_prompts(self) -> bool:
+        return bool(self.config.person_prompts)
+
+    @property
+    def person_channels(self) -> int:
+        """Map channels of the per-person prompts (after the pose's own)."""
+        return self.config.person_channels if self.takes_person_prompts and self.uses_maps else 0
+
+    @property
     def map_channels(self) -> int:  # type: ignore[override]
         if not self.uses_maps:
             return 0
-        return NUM_JOINTS if self.config.map_kind == "heatmaps" else 16
+        return (NUM_JOINTS if self.config.map_kind == "heatmaps" else 16) + self.person_channels
 
-    def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor]:
-        """(B, max_people, 17, 2) positions and (B, max_people, 17) states."""
-        xy, state = zip(*(people_slots(p, self.config.max_people, i) for i, p in enumerate(poses)))
-        return {"xy": torch.from_numpy(np.stack(xy)), "state": torch.from_numpy(np.stack(state))}
+    def prepare(self, poses: Sequence[Pose]) -> dict[str, torch.Tensor | list]:
+        """(B, max_people, 17, 2) positions and (B, max_people, 17) states (and the slots' prompts)."""
+        slots = self.config.max_people
+        xy, state = zip(*(people_slots(p, slots, i) for i, p in enumerate(poses)))
+        prepared: dict[str, torch.Tensor | list] = {"xy": torch.from_numpy(np.stack(xy)),
+                                                    "state": torch.from_numpy(np.stack(state))}  # fmt: skip
+        if self.takes_person_prompts:
+            prepared["person_prompts"] = [slot_prompts(p, slots, i) for i, p in enumerate(poses)]
+        return prepared
 
     def forward(
-        self, xy: torch.Tensor, state: torch.Tensor, latent_size: tuple[int, int] | None = None
+        self,
+        xy: torch.Tensor,
+        state: torch.Tensor,
+        latent_size: tuple[int, int] | None = None,
+        person_text: torch.Tensor | None = None,
     ) -> PoseConditioning:
-        """xy (B, people, 17, 2) and state (B, people, 17) from `prepare` ((B, 17, ...) for one person)."""
+        """xy (B, people, 17, 2) and state (B, people, 17) from `prepare` ((B, 17, ...) for one person);
+        `person_text` (B, people, dim): each slot's prompt vector (models/person_text.person_vectors), for
+        an encoder that takes per-person prompts (without it, neither path carries any person's text)."""
         device = self.device
         xy, state = xy.to(device, torch.float32), state.to(device)
         if xy.dim() == 3:
@@ -251,6 +294,8 @@ class PlacedPoseEncoder(PoseEncoder):
             tokens = self.joint + self.state(state) + placed * self.position(fourier_features(xy, self.config.bands))
             if people > 1:
                 tokens = tokens + self.person.weight[:people, None]
+            if person_text is not None and self.takes_person_prompts and self.binding.to_tokens is not None:
+                tokens = tokens + self.binding.tokens(person_text.to(tokens.dtype))
             context = tokens.reshape(batch, people * NUM_JOINTS, -1)
         else:
             context = self.constant_context.expand(batch, -1, -1)
@@ -259,8 +304,26 @@ class PlacedPoseEncoder(PoseEncoder):
             size = tuple(latent_size or (self.config.latent_size, self.config.latent_size))
             render = joint_maps if self.config.map_kind == "heatmaps" else limb_maps
             per_person = render(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma)
-            maps = per_person.unflatten(0, (batch, people)).amax(dim=1)
+            per_person = per_person.unflatten(0, (batch, people))
+            maps = per_person.amax(dim=1)
+            if self.person_channels:
+                maps = torch.cat([maps, self._person_maps(xy, state, per_person, size, person_text)], dim=1)
         return PoseConditioning(context=context, maps=maps)
+
+    def _person_maps(self, xy, state, per_person, size, person_text: torch.Tensor | None) -> torch.Tensor:
+        """(B, person_channels, h, w): each person's prompt vector painted on its body (zero without text)."""
+        batch, people = state.shape[:2]
+        if person_text is None:
+            return per_person.new_zeros(batch, self.person_channels, *size)
+        limbs = limb_maps(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma).unflatten(0, (batch, people))
+        joints = (
+            per_person
+            if self.config.map_kind == "heatmaps"
+            else joint_maps(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma).unflatten(
+                0, (batch, people)
+            )
+        )
+        return self.binding.maps(person_text.to(per_person.dtype), body_masks(joints, limbs))
 
     def null(self, batch: int, latent_size: tuple[int, int]) -> PoseConditioning:
         if not self.has_null:

@@ -121,6 +121,10 @@ class CallText:
         """The poses carrying the per-person prompts drawn (where a pose encoder that takes them reads them)."""
         return [pose.replace(prompts=people) for pose, people in zip(poses, self.person_prompts)]
 
+    def negatives_posed(self, poses: Sequence[Pose]) -> list[Pose]:
+        """The poses carrying the per-person negative prompts (the branches without text bind those)."""
+        return [pose.replace(prompts=people) for pose, people in zip(poses, self.person_negatives)]
+
 
 #: seeds seed torch's generators (64-bit); the diffusion model also uses seed + 1
 MAX_SEED = 2**63 - 2
@@ -164,6 +168,12 @@ class DrawingPipeline(DiffusionPipeline):
                 listed = ", ".join(o.flag for o in takes.values())
                 raise PosedrawError(f"{flag}: a {self.KIND} model does not take it (it takes {listed})")
             takes[name].check(value)
+
+    def drawable(self, poses: Sequence[Pose]) -> list[Pose]:
+        """The poses as this model draws them from a data set: the per-person prompts data sets store (each
+        figure's tags) kept for a model that takes them and dropped for one that would refuse them, so
+        training's sample grids and validation draw any model's held-out poses."""
+        return list(poses) if self.takes_person_prompts else [pose.replace(prompts=()) for pose in poses]
 
     def resolved_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Every option with the value it takes in a call: the given one or the default."""

@@ -32,12 +32,14 @@ from posedraw.models.conditioning import PoseConditioning, PoseEncoder
 from posedraw.models.diffusion_math import predicted_x0
 from posedraw.models.guidance import Branch, GuidanceScales
 from posedraw.models.nonfinite import FirstNonFinite
+from posedraw.models.person_text import person_vectors
 from posedraw.models.text import TextEncoder
 from posedraw.models.unet import denoise
 from posedraw.models.vq import decode
 from posedraw.pipelines.drawing import (
     GUIDANCE_EXPECTED,
     MAX_GUIDANCE,
+    CallText,
     Drawing,
     DrawingPipeline,
     Option,
@@ -122,30 +124,44 @@ class KeypointLDMPipeline(DrawingPipeline):
         return (self.vq.config.vq_embed_dim, *size)
 
     def _conditioning(
-        self, poses: Sequence[Pose], scales: GuidanceScales, prompts: list[str], negatives: list[str]
+        self, poses: Sequence[Pose], scales: GuidanceScales, text: CallText
     ) -> tuple[PoseConditioning, list[Branch]]:
         """The conditioning of every branch the guidance needs, stacked along the batch in branch order.
 
-        The poses carry the per-person prompts drawn (`CallText.posed`): a pose encoder that takes them
-        (`takes_person_prompts`) reads each person's from `Pose.prompts`; `check_options` refuses them for
-        every other encoder, so they never reach one that would ignore them."""
+        A pose encoder that takes per-person prompts (`takes_person_prompts`) binds each person's prompt
+        to that person in the branches with text, and each person's negative prompt (or none) in those
+        without; `check_options` refuses per-person prompts for every other encoder, so they never reach
+        one that would ignore them."""
         size = self.latent_shape[1:]
-        prepared = {k: v.to(self.device) for k, v in self.pose_encoder.prepare(poses).items()}
-        posed, null = self.pose_encoder(**prepared, latent_size=size), None
-        with_text = self.takes_text and any(prompts)
+        people = self.takes_person_prompts and any(any(p) for p in text.person_prompts)
+        with_text = self.takes_text and (any(text.prompts) or people)
         branches = scales.branches(with_text)
+        null = None
         if any(not with_pose for with_pose, _ in branches):
             null = self.pose_encoder.null(len(poses), size)
+        posed = {t: self.pose_conditioning(text.posed(poses) if t else text.negatives_posed(poses))
+                 for t in {t for with_pose, t in branches if with_pose}}  # fmt: skip
         texts = {}
         if self.takes_text:
-            texts = {with_text: self.text_encoder(**self.text_encoder.prepare(prompts if with_text else negatives))
-                     for with_text in {t for _, t in branches}}  # fmt: skip
+            texts = {t: self.text_encoder(**self.text_encoder.prepare(text.prompts if t else text.negatives))
+                     for t in {t for _, t in branches}}  # fmt: skip
         pooled = getattr(self.unet.config, "class_embed_type", None) == "projection"
         parts = []
         for with_pose, with_text in branches:
-            pose = posed if with_pose else null
+            pose = posed[with_text] if with_pose else null
             parts.append(pose if not texts else pose.with_text(texts[with_text], pooled))
         return PoseConditioning.cat(parts), branches
+
+    def pose_conditioning(self, poses: Sequence[Pose]) -> PoseConditioning:
+        """The poses' conditioning (no text tokens yet), each person's prompt (`Pose.prompts`) bound to that
+        person when the pose encoder takes them: the one way from poses to the UNet's pose inputs."""
+        size = self.latent_shape[1:]
+        prepared = self.pose_encoder.prepare(poses)
+        slot_prompts = prepared.pop("person_prompts", None)
+        tensors = {k: v.to(self.device) for k, v in prepared.items()}
+        if slot_prompts is not None:
+            tensors["person_text"] = person_vectors(self.text_encoder, slot_prompts)
+        return self.pose_encoder(**tensors, latent_size=size)
 
     def accelerate(
         self, compile: bool = False, channels_last: bool = False, cast_once: bool = False
@@ -218,7 +234,7 @@ class KeypointLDMPipeline(DrawingPipeline):
             raise PosedrawError(f"latents: expected shape {(batch, *self.latent_shape)}, got {tuple(latents.shape)}")
         x = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
         scales = GuidanceScales(guidance, text_guidance)
-        cond, branches = self._conditioning(text.posed(poses), scales, text.prompts, text.negatives)
+        cond, branches = self._conditioning(poses, scales, text)
         generators = [torch.Generator().manual_seed(int(s) + 1) for s in seeds]  # noise of stochastic samplers
         kwargs = step_kwargs(scheduler, eta, generators)
         intermediates = []

@@ -210,7 +210,8 @@ def stage_validation(
     held = held_out_set(config, stream, cache, decode, extractor)
 
     def draw(module: L.LightningModule, poses: list[Pose], seeds: list[int]) -> torch.Tensor:
-        return build_pipeline(module).to(module.device)(poses, seeds=seeds, **sampling).images
+        pipeline = build_pipeline(module).to(module.device)
+        return pipeline(pipeline.drawable(poses), seeds=seeds, **sampling).images
 
     return Validation(config, held, draw, out, extractor, say=announce)
 

@@ -33,7 +33,8 @@ class SampleGrid(Callback):
         from posedraw.pipelines.outputs import pose_sample_grid
 
         pipeline = build_pipeline(module, self.vq).to(module.device)
-        images = pipeline(self.poses, seeds=list(range(len(self.poses))), steps=self.steps).images
+        poses = pipeline.drawable(self.poses)
+        images = pipeline(poses, seeds=list(range(len(poses))), steps=self.steps).images
         path = self.folder / f"samples_{step:07d}.png"
         save_image_atomic(pose_sample_grid(self.poses, images), path)
         return path

@@ -26,10 +26,17 @@ class PoseConfig:
     bands: int = 8
     dropout: float = 0.1  # probability of training a sample with the null pose (for guidance)
     max_people: int = 1  # people one pose may hold (token groups; the maps hold everyone)
+    person_prompts: bool = False  # bind each person's prompt to its pose (models/person_text.py; needs text)
+    person_channels: int = 4  # map channels that paint each person's prompt on its body (0: tokens only)
+    person_tokens: bool = True  # each person's prompt added to its joint tokens (false: the map channels only)
 
     def __post_init__(self) -> None:
         if self.mode == "legacy" and self.dropout > 0:
             raise ValueError(f"dropout: the legacy encoder has no null pose; set it to 0 (got {self.dropout})")
+        if self.mode == "legacy" and self.person_prompts:
+            raise ValueError("person_prompts: the legacy encoder has no per-person tokens; use tokens+maps")
+        if self.person_channels < 0:
+            raise ValueError(f"person_channels: expected 0 or more, got {self.person_channels}")
         if self.max_people < 1:
             raise ValueError(f"max_people: expected at least 1, got {self.max_people}")
 
@@ -42,12 +49,15 @@ class TextConfig:
     tag_dropout: float = 0.1  # tags: each tag of a training prompt dropped with this probability
     dropout: float = 0.1  # the whole prompt dropped (no text), drawn independently of the pose dropout
     pooled: bool = False  # also add the prompt's mean token to the UNet's timestep embedding
+    person_share: float = 0.5  # with pose.person_prompts: samples trained with per-person prompts, not a bag
     clip_model: str = "ViT-B-32"  # clip-text: the open_clip model and its weights (as for tuning)
     clip_pretrained: str | None = "openai"
     clip_weights: str | None = None
 
     def __post_init__(self) -> None:
         require_tag_slots(self.max_tags)
+        if not 0 <= self.person_share <= 1:
+            raise ValueError(f"person_share: expected a number from 0 to 1, got {self.person_share}")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class LDMRunConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: LDMTrainConfig = field(default_factory=LDMTrainConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)  # off unless poses are given
+
+    def __post_init__(self) -> None:
+        if self.pose.person_prompts and self.text.kind == "none":
+            raise ValueError("pose.person_prompts: per-person prompts need a text encoder; set text.kind")
 
 
 def _schedule(config: DiffusionConfig) -> dict[str, Any]:

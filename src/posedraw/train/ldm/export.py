@@ -43,10 +43,16 @@ def export_model(
     return folder
 
 
+#: parts a fine-tune may add to the model it starts from: the pooled text path (`build_unet` starts it at
+#: zero) and the per-person prompts' binding (models/person_text.py)
+NEW_PARTS = ("class_embedding.", "binding.")
+
+
 def start_from(module: LatentDiffusionModule, init: str | Path) -> None:
     """Fine-tuning: the UNet and pose encoder (and their EMA) start as those of the diffusion model `init`,
     and so does the text encoder when `init` has one of the same shape (a new one starts fresh). A pooled
-    text path the model does not have starts at zero (`build_unet`). Refuses a model of another shape."""
+    text path or per-person prompts the model does not have start where they change nothing (`NEW_PARTS`,
+    `_widened_input`). Refuses a model of another shape."""
     from posedraw.pipelines.loading import load_pipeline
 
     pipeline = load_pipeline(init)
@@ -57,11 +63,23 @@ def start_from(module: LatentDiffusionModule, init: str | Path) -> None:
         if source is None or target is None:
             continue
         try:
-            missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
+            missing, unexpected = target.load_state_dict(_widened_input(source.state_dict(), target), strict=False)
         except RuntimeError:
             missing, unexpected = ["(shapes)"], []
-        if unexpected or any(not key.startswith("class_embedding.") for key in missing):
+        if unexpected or any(not key.startswith(NEW_PARTS) for key in missing):
             if name == "text_encoder":  # another vocabulary: learned afresh
                 continue
             raise CheckpointError(f"--init {init}: its {name} has another shape than the config's")
     module.ema.module.load_state_dict(torch.nn.ModuleDict(module.networks()).state_dict())
+
+
+def _widened_input(state: dict[str, torch.Tensor], target: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`state` with the UNet's input convolution widened by zero weights to the target's input channels:
+    map channels a fine-tune adds (per-person prompts') after the model's own start at no effect."""
+    name = "conv_in.weight"
+    wanted = getattr(getattr(target, "conv_in", None), "weight", None)
+    if name not in state or wanted is None or state[name].shape[1] >= wanted.shape[1]:
+        return state
+    weight = state[name]
+    extra = weight.new_zeros(weight.shape[0], wanted.shape[1] - weight.shape[1], *weight.shape[2:])
+    return {**state, name: torch.cat([weight, extra], dim=1)}

@@ -23,6 +23,7 @@ from posedraw.devices import optimizer_options
 from posedraw.models.compile import compile_unet
 from posedraw.models.conditioning import PoseConditioning
 from posedraw.models.diffusion_math import snr_weights
+from posedraw.models.person_text import person_vectors, training_texts
 from posedraw.models.text import TextEncoder, training_prompts
 from posedraw.models.unet import build_unet, denoise
 from posedraw.train.driver import PoseBatchTransfer
@@ -64,30 +65,44 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
             self.trainable(), lr=train.learning_rate, weight_decay=train.weight_decay, **optimizer_options(self.device)
         )
 
-    def conditioning(self, poses: BatchPoses, drop: torch.Tensor | None = None) -> PoseConditioning:
+    def conditioning(
+        self, poses: BatchPoses, drop: torch.Tensor | None = None, tags: list[list[str]] | None = None
+    ) -> PoseConditioning:
         """The poses' conditioning (Pose objects, or tensors the device cache prepared), the samples `drop`ped
-        with the null pose."""
+        with the null pose, and (with a text encoder) the tokens of `tags` after the pose's and each
+        person's prompt bound to its person (`training_text` draws which text a sample sees)."""
         prepared = prepared_poses(self.pose_encoder.prepare, poses, self.device)
+        slot_prompts = prepared.pop("person_prompts", None)
+        batch = len(next(iter(prepared.values())))
+        bags, people = self.training_text(tags or [[] for _ in range(batch)], slot_prompts)
+        if people is not None:
+            prepared["person_text"] = person_vectors(self.text_encoder, people)
         size = (self.config.unet.sample_size, self.config.unet.sample_size)
         cond = self.pose_encoder(**prepared, latent_size=size)
-        if drop is None:
+        if drop is not None:
+            # the null pose takes part in every batch (a sample without dropout keeps its pose), so its
+            # parameters always get a gradient, as DDP requires
+            null, keep = self.pose_encoder.null(len(drop), size), ~drop
+            context = torch.where(keep[:, None, None], cond.context, null.context)
+            maps = None if cond.maps is None else torch.where(keep[:, None, None, None], cond.maps, null.maps)
+            cond = PoseConditioning(context, maps)
+        if bags is None:
             return cond
-        # the null pose takes part in every batch (a sample without dropout keeps its pose), so its
-        # parameters always get a gradient, as DDP requires
-        null = self.pose_encoder.null(len(drop), size)
-        keep = ~drop
-        context = torch.where(keep[:, None, None], cond.context, null.context)
-        maps = None if cond.maps is None else torch.where(keep[:, None, None, None], cond.maps, null.maps)
-        return PoseConditioning(context, maps)
-
-    def with_text(self, cond: PoseConditioning, tags: list[list[str]]) -> PoseConditioning:
-        """The pose conditioning with the text tokens of `tags` after the pose tokens. Each tag is dropped
-        with `text.tag_dropout`, the whole prompt with `text.dropout` (drawn apart from the pose dropout)."""
-        if self.text_encoder is None:
-            return cond
-        prompts = training_prompts(tags, self.config.text.tag_dropout, self.config.text.dropout)
-        tokens = self.text_encoder(**self.text_encoder.prepare(prompts))
+        tokens = self.text_encoder(**self.text_encoder.prepare(bags))
         return cond.with_text(tokens, pooled=self.config.text.pooled)
+
+    def training_text(
+        self, tags: list[list[str]], slot_prompts: list[list[str]] | None
+    ) -> tuple[list[list[str]] | None, list[list[str]] | None]:
+        """The batch's whole-picture prompts and per-person prompts (None where the model takes none). Each
+        tag is dropped with `text.tag_dropout`, the whole text with `text.dropout` (drawn apart from the
+        pose dropout); per-person prompts replace the bag for `text.person_share` of the samples."""
+        text = self.config.text
+        if self.text_encoder is None:
+            return None, None
+        if slot_prompts is None:
+            return training_prompts(tags, text.tag_dropout, text.dropout), None
+        return training_texts(tags, slot_prompts, text.person_share, text.tag_dropout, text.dropout)
 
     def loss(self, latents: torch.Tensor, poses: BatchPoses, tags: list[list[str]] | None = None) -> torch.Tensor:
         config = self.config.diffusion
@@ -98,7 +113,7 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
         drop = None
         if self.pose_encoder.has_null:
             drop = torch.rand(latents.shape[0], device=self.device) < self.config.pose.dropout
-        cond = self.with_text(self.conditioning(poses, drop), tags or [[] for _ in range(len(latents))])
+        cond = self.conditioning(poses, drop, tags)
         output = denoise(self.unet, noisy, t, cond)
         target = noise if config.prediction == "epsilon" else self.schedule.get_velocity(latents, noise, t)
         per_sample = F.mse_loss(output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))

@@ -24,6 +24,9 @@ def make_pose_encoder(config: LDMRunConfig) -> PoseEncoder:
         sigma=config.pose.sigma,
         null_pose=config.pose.dropout > 0,
         max_people=config.pose.max_people,
+        person_prompts=config.pose.person_prompts,
+        person_channels=config.pose.person_channels,
+        person_tokens=config.pose.person_tokens,
     )
 
 
