@@ -190,29 +190,30 @@ def train_pose_detector_command(
 
 @app.command("attribute-classifier")
 def train_attribute_classifier_command(
-    out: Annotated[Path, typer.Option("--out", callback=writable_dir, help="Weights file to write (.safetensors).")],
+    out: Annotated[Path, typer.Option("--out", callback=writable_file, help="Weights file to write (.safetensors).")],
     steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps (batches of 64 renders).")] = 2000,
     renders: Annotated[
-        int, typer.Option("--renders", min=2, help="Renders to train on, drawn once (half through the VQ).")
+        int, typer.Option("--renders", min=2, help="Scenes (1-3 figures) to train on, drawn once, half through the VQ.")
     ] = 6000,
     vq: Annotated[
         str, typer.Option("--vq", help="Model folder whose VQ half of the renders go through (as generated images).")
     ] = "builtin",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Train the toy attribute classifier that `posedraw eval attributes` uses; prints held-out accuracy.
+    """Train the toy attribute classifier that `posedraw eval attributes` uses; prints held-out accuracy on
+    single figures and on the figures of 2- and 3-figure scenes.
 
     Example: posedraw train attribute-classifier --out runs/toy_attributes.safetensors
     """
-    from posedraw.eval.attributes import held_out_accuracy, save_classifier, train_classifier
-    from posedraw.io import check_writable_file
+    from posedraw.eval.attributes import SCENE_SHARES, held_out_accuracy, save_classifier, train_classifier
     from posedraw.models.vq import load_vq
     from posedraw.pipelines.loading import resolve_model
 
-    check_writable_file(out)
     first_stage = load_vq(resolve_model(vq))
     model, report = train_classifier(steps=steps, seed=seed, vq=first_stage, count=renders)
-    drawn, decoded = held_out_accuracy(model), held_out_accuracy(model, vq=first_stage)
+    scores = []
+    for way, through in (("on renders", None), ("through the VQ", first_stage)):
+        by_count = [held_out_accuracy(model, vq=through, people=people).mean for people in SCENE_SHARES]
+        scores.append(f"{way} " + ", ".join(f"{a:.4f} ({people})" for people, a in zip(SCENE_SHARES, by_count)))
     save_classifier(model, out)
-    typer.echo(f"trained {report.steps} steps; held-out accuracy {drawn.mean:.4f} on renders, "
-               f"{decoded.mean:.4f} through the VQ; saved {out}")  # fmt: skip
+    typer.echo(f"trained {report.steps} steps; held-out accuracy (figures per scene) {'; '.join(scores)}; saved {out}")
