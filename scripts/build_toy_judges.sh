@@ -6,4 +6,4 @@
 set -euo pipefail
 weights=src/posedraw/eval/weights
 posedraw train pose-detector --out "$weights/toy_pose_detector.safetensors" --steps 1500
-posedraw train attribute-classifier --out "$weights/toy_attributes.safetensors" --steps 2000
+posedraw train attribute-classifier --out "$weights/toy_attributes.safetensors" --steps 4000 --renders 8600
