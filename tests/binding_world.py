@@ -48,7 +48,8 @@ def drawn_colour(image: torch.Tensor, pose: Pose, person: int) -> str:
 
 def train_binding_model(pose: dict, people: int = 2, steps: int = 200, seed: int = 0):
     """A tiny diffusion model trained for `steps` on 24 layouts of `people` figures in every colour
-    combination, with `pose` (config overrides: the binding's paths) and per-person prompts only."""
+    combination, with `pose` (config overrides: the binding's paths) and per-person prompts only; with
+    `{"person_prompts": False}` the colours are one bag prompt instead (what a model without binding gets)."""
     vq = load_vq(builtin_model())
     layouts = [make_toy_scene(s, 64, people).pose for s in range(24)]
     pool = [(layout.replace(prompts=c), c) for layout in layouts for c in product(COLOURS, repeat=people)]
@@ -68,7 +69,8 @@ def train_binding_model(pose: dict, people: int = 2, steps: int = 200, seed: int
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         rows = rng.choice(len(pool), 16)
-        loss = module.loss(latents[rows], [pool[i][0] for i in rows], [[] for _ in rows])
+        bags = [[] if config.pose.person_prompts else list(pool[i][1]) for i in rows]
+        loss = module.loss(latents[rows], [pool[i][0] for i in rows], bags)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -77,14 +79,15 @@ def train_binding_model(pose: dict, people: int = 2, steps: int = 200, seed: int
 
 
 def binding_score(pipe, people: int = 2, scenes: int = 8) -> dict[str, int]:
-    """Held-out scenes drawn with alternating colours and with those colours swapped: how many drawings got
+    """Held-out scenes drawn with alternating colours and with those colours swapped (the same bag of
+    colours: a model without binding can get at most one of the two orders right): how many drawings got
     every figure right (`drawings_right` of `drawings`) and how many figures did."""
     held_out = [make_toy_scene(HELD_OUT_SEED + i, 64, people).pose for i in range(scenes)]
     first = [("red", "blue")[k % 2] for k in range(people)]
     drawings = figures = 0
     for order in (first, [("blue", "red")[k % 2] for k in range(people)]):
-        images = pipe(held_out, seeds=list(range(scenes)), steps=10, person_prompts=[order] * scenes,
-                      text_guidance=2.0).images  # fmt: skip
+        text = {"person_prompts": [order] * scenes} if pipe.takes_person_prompts else {"prompt": ", ".join(order)}
+        images = pipe(held_out, seeds=list(range(scenes)), steps=10, text_guidance=2.0, **text).images
         for image, pose in zip(images, held_out):
             right = [drawn_colour(image, pose, k) == order[k] for k in range(people)]
             drawings, figures = drawings + all(right), figures + sum(right)

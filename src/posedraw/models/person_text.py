@@ -2,7 +2,7 @@
 
 A scene's prompt as one bag of words says what is in the picture, not who has it: with two figures and
 "red hair, blonde hair" the model cannot know which head is red. A per-person prompt is encoded on its
-own (the text encoder's tokens, averaged: one vector per person) and joined to that person only:
+own (one vector per person: the mean of its tags' embeddings) and joined to that person only:
 - cross-attention: the vector, projected to the token width, is added to each of the person's 17 joint
   tokens, so every key that says "a left wrist here" also says "of the one in the blue dress";
 - spatial maps: the vector, projected to a few channels, is painted where the person's body is (its joint
@@ -28,12 +28,11 @@ from posedraw.models.text import TextEncoder, prompt_tags
 
 
 def person_vectors(text_encoder: TextEncoder, slot_prompts: Sequence[Sequence[str]]) -> torch.Tensor:
-    """(B, slots, dim): each slot's prompt through the text encoder, its tokens averaged (the tag encoder's
-    tokens are an unordered set and CLIP's is one token, so the mean loses nothing either carries)."""
+    """(B, slots, dim): each slot's prompt as one vector of the text encoder (`TextEncoder.vectors`: the mean
+    of its known tags' embeddings, CLIP's one token; the tags are an unordered set, so a mean loses nothing
+    their order would carry)."""
     batch, slots = len(slot_prompts), len(slot_prompts[0])
-    flat = [text for prompts in slot_prompts for text in prompts]
-    tokens = text_encoder(**text_encoder.prepare(flat))
-    return tokens.mean(dim=1).unflatten(0, (batch, slots))
+    return text_encoder.vectors([text for prompts in slot_prompts for text in prompts]).unflatten(0, (batch, slots))
 
 
 def body_masks(joints: torch.Tensor, limbs: torch.Tensor, widen: int = 1) -> torch.Tensor:

@@ -75,6 +75,10 @@ class TextEncoder(ModelMixin, ConfigMixin):
         """Words of the prompts the encoder cannot use (for a warning); none for an open vocabulary."""
         return []
 
+    def vectors(self, prompts: Sequence[TextPrompt]) -> torch.Tensor:
+        """(B, dim): one vector per prompt, the mean of its tokens (what per-person prompts bind to a person)."""
+        return self(**self.prepare(prompts)).mean(dim=1)
+
 
 class TagEncoder(TextEncoder):
     """A learned, order-free tag encoder (see the module docstring); `max_tags` tokens, unused ones "no tag"."""
@@ -111,6 +115,16 @@ class TagEncoder(TextEncoder):
     def null(self, batch: int) -> torch.Tensor:
         pad = torch.full((batch, self.config.max_tags), self.pad, dtype=torch.long)
         return self.forward(pad)
+
+    def vectors(self, prompts: Sequence[TextPrompt]) -> torch.Tensor:
+        """(B, dim): the mean embedding of each prompt's known tags, the "no tag" embedding for a prompt of none.
+        Not the mean over every slot: a person's five tags among fifteen slots would differ from another's by
+        a third of what their tags say, the rest the same "no tag" for everyone."""
+        ids = self.prepare(prompts)["tag_ids"].to(self.embedding.weight.device)
+        known = (ids != self.pad).unsqueeze(-1).to(self.embedding.weight.dtype)
+        tokens = self.embedding(ids)
+        mean = (tokens * known).sum(dim=1) / known.sum(dim=1).clamp_min(1)
+        return torch.where(known.sum(dim=1) > 0, mean, tokens[:, 0])
 
 
 class ClipTextEncoder(TextEncoder):

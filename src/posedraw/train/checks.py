@@ -8,7 +8,7 @@ from typing import Any
 #: fields that count something (a batch of 0, a checkpoint every 0 steps cannot run)
 COUNTS = ("batch_size", "max_steps", "checkpoint_every")
 #: fields torch's optimizers and DataLoader refuse below 0
-NON_NEGATIVE = ("learning_rate", "weight_decay", "num_workers")
+NON_NEGATIVE = ("learning_rate", "weight_decay", "num_workers", "binding_lr_scale")
 
 
 def require_train_values(section: Any, counts: tuple[str, ...] = ()) -> None:

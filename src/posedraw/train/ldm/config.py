@@ -83,6 +83,7 @@ class LDMTrainConfig:
     sample_steps: int = 20
     num_workers: int = 2
     seed: int = 0
+    binding_lr_scale: float = 1.0  # per-person binding projections: this times the learning rate (new parts)
 
     def __post_init__(self) -> None:
         require_train_values(self, ("sample_every", "sample_steps"))

@@ -60,9 +60,16 @@ class LatentDiffusionModule(PoseBatchTransfer, L.LightningModule):
             yield from network.parameters()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW; the per-person binding's projections at `train.binding_lr_scale` times the learning rate: a
+        fine-tune adds them at zero (or small) to a trained model, whose own weights must move slowly."""
         train = self.config.train
+        binding = {id(p) for n, p in self.pose_encoder.named_parameters() if n.startswith("binding.")}
+        groups = [{"params": [p for p in self.trainable() if id(p) not in binding]}]
+        if binding:
+            scaled = [p for p in self.trainable() if id(p) in binding]
+            groups.append({"params": scaled, "lr": train.learning_rate * train.binding_lr_scale})
         return torch.optim.AdamW(
-            self.trainable(), lr=train.learning_rate, weight_decay=train.weight_decay, **optimizer_options(self.device)
+            groups, lr=train.learning_rate, weight_decay=train.weight_decay, **optimizer_options(self.device)
         )
 
     def conditioning(
