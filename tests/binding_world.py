@@ -64,7 +64,7 @@ def train_binding_model(pose: dict, people: int = 2, steps: int = 200, seed: int
         "train": {"ema_decay": 0.0},
     })  # fmt: skip
     torch.manual_seed(seed)
-    module = LatentDiffusionModule(config, TagEncoder(list(COLOURS), dim=16, max_tags=1))
+    module = LatentDiffusionModule(config, TagEncoder(list(COLOURS), dim=16, max_tags=people))  # a bag names all
     optimizer = torch.optim.AdamW(module.trainable(), lr=2e-3)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
