@@ -4,8 +4,9 @@
 # tokens+maps diffusion for up to 3 people (configs/ldm-toy.yaml, 6000 steps) -> fine-tuned with the figures'
 # tags (configs/ldm-toy-tags.yaml): 2000 steps as tokens, then 8000 with the pooled path -> 6000 more at a
 # lower learning rate and a slower EMA on 30000 scenes (configs/ldm-toy-tags-finish.yaml) -> 3932 steps at
-# batch 128 on 40000 scenes on a GPU (scripts/finish_builtin_gpu.sh). About 4.5 hours on 2 cores for the
-# CPU stages; the last one on a GPU (DEVICE=cpu runs it on the CPU, for hours).
+# batch 128 on 40000 scenes on a GPU (scripts/finish_builtin_gpu.sh) -> per-person prompts
+# (configs/ldm-toy-person-prompts.yaml, 40 minutes on 2 cores). About 4.5 hours on 2 cores for the
+# CPU stages before it; the GPU stage on a GPU (DEVICE=cpu runs it on the CPU, for hours).
 # Usage: [DEVICE=cuda] scripts/build_builtin_model.sh [WORK_DIR]
 set -euo pipefail
 work=${1:-runs/builtin}
@@ -24,7 +25,10 @@ posedraw data cache-latents "$work/scenes-30000" --model "$work/vq/model" --out 
 posedraw train ldm --config configs/ldm-toy-tags-finish.yaml --init "$work/ldm-pooled/model" --latents "$work/latents-30000" --vq "$work/vq/model" --out "$work/ldm-finish" --device cpu --max-steps 6000
 # the GPU stage: 4x the batch on 40000 scenes
 scripts/finish_builtin_gpu.sh "$work/ldm-finish/model" "$work/gpu" 40000 "1462 2810 3932" "${DEVICE:-cuda}"
+# per-person prompts (configs/ldm-toy-person-prompts.yaml): each figure's tags bound to that figure, on the
+# 30000 scenes (their pose files carry each figure's tags), one thread (fastest on 2 shared cores)
+OMP_NUM_THREADS=1 posedraw train ldm --config configs/ldm-toy-person-prompts.yaml --init "$work/gpu/model-3932" --latents "$work/latents-30000" --vq "$work/vq/model" --out "$work/person" --device cpu --max-steps "${PERSON_STEPS:-6000}"
 rm -rf src/posedraw/builtin/toy-figures
-cp -r "$work/gpu/model-3932" src/posedraw/builtin/toy-figures
+cp -r "$work/person/model" src/posedraw/builtin/toy-figures
 chmod -R go+rX src/posedraw/builtin/toy-figures
 du -sh src/posedraw/builtin/toy-figures

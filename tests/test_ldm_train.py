@@ -69,6 +69,8 @@ def test_toy_diffusion_training_lowers_the_loss_and_exports_a_pipeline(cache, tm
     pipeline = KeypointLDMPipeline.from_pretrained(model_dir)
     assert pipeline.pose_encoder.kind == "tokens+maps" and pipeline.pose_encoder.has_null
     pose = read_cache(cache / "cache", limit=1)[0]["pose"]
+    assert pose.prompts  # the data set's figure tags: dropped for a model without per-person prompts
+    [pose] = pipeline.drawable([pose])
     out = pipeline([pose, pose], seeds=[0, 1], steps=4, guidance=2.0)  # guidance works: trained with a null pose
     assert out.images.shape == (2, 3, 32, 32) and torch.isfinite(out.images).all()
     assert json.loads((model_dir / "posedraw.json").read_text())["steps"] == 80
@@ -128,7 +130,7 @@ def test_train_ldm_command(cache, tmp_path, capsys):
 ADDED_BY_FINE_TUNES = {"person_prompts", "person_channels", "person_tokens", "person_share"}
 
 
-@pytest.mark.parametrize("name", ["ldm-toy-tags", "ldm-toy-tags-finish", "ldm-toy-tags-gpu"])
+@pytest.mark.parametrize("name", ["ldm-toy-tags", "ldm-toy-tags-finish", "ldm-toy-tags-gpu", "ldm-toy-person-prompts"])
 def test_builtin_stage_configs_describe_the_shipped_model(name):
     """`train ldm --init` carries weights from one built-in stage to the next, so each stage's config must
     describe the shipped model (UNet, pose and text encoders, diffusion) but for what a later fine-tune adds
