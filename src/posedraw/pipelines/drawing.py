@@ -142,7 +142,8 @@ class DrawingPipeline(DiffusionPipeline):
 
     @property
     def takes_person_prompts(self) -> bool:
-        """Whether the model binds a prompt to each person (none does yet: see KeypointLDMPipeline)."""
+        """Whether the model binds a prompt to each person (a diffusion model whose pose encoder does: see
+        KeypointLDMPipeline; never a code transformer)."""
         return False
 
     @property
