@@ -125,3 +125,23 @@ def test_the_binding_learns_at_its_own_rate_and_everything_else_at_the_configure
     assert [g["lr"] for g in groups] == [1e-4, 1e-3]
     assert {id(p) for p in groups[1]["params"]} == binding and not binding & {id(p) for p in groups[0]["params"]}
     assert sum(len(g["params"]) for g in groups) == len(list(module.trainable()))
+
+
+def test_a_negative_prompt_alone_is_only_guided_away_from_never_drawn(tmp_path):
+    from posedraw.pipelines import load_pipeline
+    from tests.tiny_world import tiny_text_model
+
+    pipe = load_pipeline(tiny_text_model(tmp_path / "person", person_prompts=True))
+    pipe.set_progress_bar_config(disable=True)
+    pose = make_toy_scene(3, 64, 2).pose
+    run = {"seeds": [0], "steps": 3}
+
+    def drawn(**text) -> torch.Tensor:
+        return pipe([pose], **run, **text).images
+
+    plain = drawn()
+    for negative in ({"negative_prompt": "red hair"}, {"person_negative_prompts": ["red hair", ""]}):
+        assert torch.equal(drawn(**negative), plain)  # text guidance 1: nothing to guide, nothing drawn
+        assert torch.allclose(drawn(**negative, prompt="red hair", text_guidance=1.0),
+                              drawn(prompt="red hair"))  # fmt: skip
+        assert not torch.allclose(drawn(**negative, text_guidance=3.0), plain, atol=1e-3)  # pushed away from it

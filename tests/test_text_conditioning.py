@@ -233,6 +233,13 @@ def test_transformer_with_tags_takes_a_prompt_prefix_and_two_guidance_scales(wor
     cached, _ = sampler([pose], [0], guided, prompts=[known])
     recomputed, _ = sampler([pose], [0], guided, use_cache=False, prompts=[known])
     assert torch.equal(cached, recomputed)
+    fed = []  # the prefixes the sampler feeds: a negative alone at text guidance 1 is not among them
+    conditioning = sampler._conditioning
+    sampler._conditioning = lambda *args: fed.append(conditioning(*args)[0]) or conditioning(*args)
+    sampler([pose], [0], Sampling(), negatives=[known])
+    sampler([pose], [0], Sampling())
+    assert torch.equal(fed[0], fed[1])
+    sampler._conditioning = conditioning
     with torch.no_grad():  # the prompt reaches the logits (3 training steps: too little to change a sample)
         logits = [pipe.transformer(encoder.prefix([pose], [p])).logits[0, -1] for p in (known, encoder.config.tags[-1])]
     assert (logits[0] - logits[1]).abs().max() > 1e-4

@@ -333,7 +333,8 @@ class CodeSampler:
         self.encoder.check_guidance(sampling.guidance)
         prompts, negatives = list(prompts or [""] * len(poses)), list(negatives or [""] * len(poses))
         device = next(self.model.parameters()).device
-        branches = sampling.scales.branches(self.encoder.takes_text and any(prompts))
+        # a negative alone is guided away from (the prompt then empty), never drawn as the call's one text
+        branches = sampling.scales.branches(self.encoder.takes_text and any([*prompts, *negatives]))
         prefix, pose_maps = self._conditioning(poses, branches, prompts, negatives, device)
         generators = [torch.Generator(device).manual_seed(int(s)) for s in seeds]
         decoder, nonfinite = self.decoder(use_cache, pose_maps), FirstNonFinite(device)

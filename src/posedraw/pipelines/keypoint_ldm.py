@@ -133,8 +133,12 @@ class KeypointLDMPipeline(DrawingPipeline):
         without; `check_options` refuses per-person prompts for every other encoder, so they never reach
         one that would ignore them."""
         size = self.latent_shape[1:]
-        people = self.takes_person_prompts and any(any(p) for p in text.person_prompts)
-        with_text = self.takes_text and (any(text.prompts) or people)
+        # any text, negatives included: without a prompt the branch "with text" is the empty prompt, and a
+        # negative alone must only be guided away from, never drawn as the one prompt of the call
+        said = [*text.prompts, *text.negatives]
+        if self.takes_person_prompts:
+            said += [p for people in (*text.person_prompts, *text.person_negatives) for p in people]
+        with_text = self.takes_text and any(said)
         branches = scales.branches(with_text)
         null = None
         if any(not with_pose for with_pose, _ in branches):
