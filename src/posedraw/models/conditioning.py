@@ -302,28 +302,27 @@ class PlacedPoseEncoder(PoseEncoder):
         maps = None
         if self.uses_maps:
             size = tuple(latent_size or (self.config.latent_size, self.config.latent_size))
-            render = joint_maps if self.config.map_kind == "heatmaps" else limb_maps
-            per_person = render(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma)
-            per_person = per_person.unflatten(0, (batch, people))
-            maps = per_person.amax(dim=1)
+            rendered = {self.config.map_kind: self._rendered(self.config.map_kind, xy, state, size)}
+            maps = rendered[self.config.map_kind].amax(dim=1)
             if self.person_channels:
-                maps = torch.cat([maps, self._person_maps(xy, state, per_person, size, person_text)], dim=1)
+                maps = torch.cat([maps, self._person_maps(rendered, xy, state, size, person_text)], dim=1)
         return PoseConditioning(context=context, maps=maps)
 
-    def _person_maps(self, xy, state, per_person, size, person_text: torch.Tensor | None) -> torch.Tensor:
-        """(B, person_channels, h, w): each person's prompt vector painted on its body (zero without text)."""
-        batch, people = state.shape[:2]
+    def _rendered(self, kind: str, xy: torch.Tensor, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(B, people, C, h, w): each person's joint heatmaps (`heatmaps`) or limb maps (`skeleton`)."""
+        render = joint_maps if kind == "heatmaps" else limb_maps
+        return render(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma).unflatten(0, state.shape[:2])
+
+    def _person_maps(self, rendered: dict, xy, state, size, person_text: torch.Tensor | None) -> torch.Tensor:
+        """(B, person_channels, h, w): each person's prompt vector painted on its body (zero without text);
+        the body needs both kinds of map, of which `rendered` holds the one the pose's own maps are."""
         if person_text is None:
-            return per_person.new_zeros(batch, self.person_channels, *size)
-        limbs = limb_maps(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma).unflatten(0, (batch, people))
-        joints = (
-            per_person
-            if self.config.map_kind == "heatmaps"
-            else joint_maps(xy.flatten(0, 1), state.flatten(0, 1), size, self.config.sigma).unflatten(
-                0, (batch, people)
-            )
-        )
-        return self.binding.maps(person_text.to(per_person.dtype), body_masks(joints, limbs))
+            return xy.new_zeros(state.shape[0], self.person_channels, *size)
+        for kind in ("heatmaps", "skeleton"):
+            if kind not in rendered:
+                rendered[kind] = self._rendered(kind, xy, state, size)
+        masks = body_masks(rendered["heatmaps"], rendered["skeleton"])
+        return self.binding.maps(person_text.to(xy.dtype), masks)
 
     def null(self, batch: int, latent_size: tuple[int, int]) -> PoseConditioning:
         if not self.has_null:

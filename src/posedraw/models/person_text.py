@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from posedraw.models.text import TextEncoder, prompt_tags
+from posedraw.models.text import TextEncoder, kept_tags, prompt_tags
 
 
 def person_vectors(text_encoder: TextEncoder, slot_prompts: Sequence[Sequence[str]]) -> torch.Tensor:
@@ -86,16 +86,13 @@ def training_texts(
     the whole text (bag and people) is dropped together, the no-text condition guidance subtracts.
     Drawn from torch's global generator, so seeded runs repeat."""
     generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
-
-    def kept(tags: Sequence[str]) -> list[str]:
-        return [t for t in prompt_tags(tags) if torch.rand((), generator=generator) >= tag_dropout]
-
     bags, people = [], []
     for tags, prompts in zip(tag_lists, slot_prompts):
         named = {tag for prompt in prompts for tag in prompt_tags(prompt)}
         per_person = bool(named) and bool(torch.rand((), generator=generator) < person_share)
-        bag = kept([t for t in prompt_tags(tags) if t not in named] if per_person else tags)
-        persons = [", ".join(kept(prompt_tags(p))) if per_person else "" for p in prompts]
+        in_bag = [t for t in prompt_tags(tags) if t not in named] if per_person else tags
+        bag = kept_tags(in_bag, tag_dropout, generator)
+        persons = [", ".join(kept_tags(p, tag_dropout, generator)) if per_person else "" for p in prompts]
         if torch.rand((), generator=generator) < dropout:
             bag, persons = [], [""] * len(prompts)
         bags.append(bag)

@@ -44,11 +44,16 @@ def tag_vocabulary(tag_lists: Iterable[Sequence[str]], min_count: int) -> list[s
     return sorted(tag for tag, count in counts.items() if count >= min_count)
 
 
+def kept_tags(tags: TextPrompt, tag_dropout: float, generator: torch.Generator) -> list[str]:
+    """The tags of a training prompt, each kept with probability 1 - `tag_dropout` (one draw per tag)."""
+    return [t for t in prompt_tags(tags) if torch.rand((), generator=generator) >= tag_dropout]
+
+
 def training_prompts(tag_lists: Sequence[Sequence[str]], tag_dropout: float, dropout: float) -> list[list[str]]:
     """The prompts a training batch sees: each tag kept with probability 1 - `tag_dropout`, the whole list
     dropped (no text) with probability `dropout`. Drawn from torch's global generator (seeded runs repeat)."""
     generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
-    kept = [[t for t in prompt_tags(tags) if torch.rand((), generator=generator) >= tag_dropout] for tags in tag_lists]
+    kept = [kept_tags(tags, tag_dropout, generator) for tags in tag_lists]
     return [tags if torch.rand((), generator=generator) >= dropout else [] for tags in kept]
 
 
@@ -184,6 +189,7 @@ __all__ = [
     "TagEncoder",
     "TextEncoder",
     "clip_text_dim",
+    "kept_tags",
     "prompt_tags",
     "tag_slots",
     "tag_vocabulary",

@@ -117,13 +117,11 @@ class CallText:
     person_prompts: list[tuple[str, ...]]
     person_negatives: list[tuple[str, ...]]
 
-    def posed(self, poses: Sequence[Pose]) -> list[Pose]:
-        """The poses carrying the per-person prompts drawn (where a pose encoder that takes them reads them)."""
-        return [pose.replace(prompts=people) for pose, people in zip(poses, self.person_prompts)]
-
-    def negatives_posed(self, poses: Sequence[Pose]) -> list[Pose]:
-        """The poses carrying the per-person negative prompts (the branches without text bind those)."""
-        return [pose.replace(prompts=people) for pose, people in zip(poses, self.person_negatives)]
+    def posed(self, poses: Sequence[Pose], negative: bool = False) -> list[Pose]:
+        """The poses carrying the per-person prompts drawn (where a pose encoder that takes them reads them),
+        or with `negative` the per-person negative prompts (the branches without text bind those)."""
+        texts = self.person_negatives if negative else self.person_prompts
+        return [pose.replace(prompts=people) for pose, people in zip(poses, texts)]
 
 
 #: seeds seed torch's generators (64-bit); the diffusion model also uses seed + 1

@@ -143,8 +143,11 @@ class KeypointLDMPipeline(DrawingPipeline):
         null = None
         if any(not with_pose for with_pose, _ in branches):
             null = self.pose_encoder.null(len(poses), size)
-        posed = {t: self.pose_conditioning(text.posed(poses) if t else text.negatives_posed(poses))
-                 for t in {t for with_pose, t in branches if with_pose}}  # fmt: skip
+        posed_texts = {t for with_pose, t in branches if with_pose}
+        if self.takes_person_prompts:  # the branches with and without text bind different prompts
+            posed = {t: self.pose_conditioning(text.posed(poses, negative=not t)) for t in posed_texts}
+        else:
+            posed = dict.fromkeys(posed_texts, self.pose_conditioning(poses))
         texts = {}
         if self.takes_text:
             texts = {t: self.text_encoder(**self.text_encoder.prepare(text.prompts if t else text.negatives))
