@@ -26,7 +26,7 @@ posedraw train ldm --config configs/ldm-toy-tags-finish.yaml --init "$work/ldm-p
 # the GPU stage: 4x the batch on 40000 scenes
 scripts/finish_builtin_gpu.sh "$work/ldm-finish/model" "$work/gpu" 40000 "1462 2810 3932" "${DEVICE:-cuda}"
 # per-person prompts (configs/ldm-toy-person-prompts.yaml): each figure's tags bound to that figure, on the
-# 30000 scenes (their pose files carry each figure's tags), one thread (fastest on 2 shared cores)
+# 30000 scenes (their pose files carry each figure's tags), one torch thread
 OMP_NUM_THREADS=1 posedraw train ldm --config configs/ldm-toy-person-prompts.yaml --init "$work/gpu/model-3932" --latents "$work/latents-30000" --vq "$work/vq/model" --out "$work/person" --device cpu --max-steps "${PERSON_STEPS:-6000}"
 rm -rf src/posedraw/builtin/toy-figures
 cp -r "$work/person/model" src/posedraw/builtin/toy-figures
