@@ -21,33 +21,19 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from common import publish
-from PIL import ImageDraw
 
 from posedraw.data.images import to_tensor
-from posedraw.data.poses import sample_pose
-from posedraw.data.toy import (
-    HAIR,
-    OUTFIT,
-    OUTFITS,
-    SLOT,
-    Appearance,
-    draw_figure,
-    make_toy_scene,
-    random_appearance,
-    render_figure,
-)
+from posedraw.data.toy import HAIR, OUTFIT, OUTFITS, make_toy_scene
 from posedraw.devices import resolve_device
 from posedraw.eval.attributes import WEIGHTS, classify_people, load_classifier, person_attribute_scores, scene_rows
 from posedraw.eval.fidelity import detect, fidelity, in_image_frame
 from posedraw.pipelines import load_pipeline
 from posedraw.pose import Pose
-from posedraw.pose.transforms import drop_outside
 
 SIZE = 64
 #: what each row should reach: accuracy and PCK at least, leakage at most
@@ -68,39 +54,15 @@ def prompt_of(look: dict) -> str:
     return f"{look['hair']} hair, {length} hair, {look['outfit_colour']} {look['outfit']}"
 
 
-def prompted_scene(seed: int, people: int, looks: list[dict]) -> tuple[Pose, torch.Tensor]:
-    """`make_toy_scene(seed, SIZE, people)`'s pose (without prompts) and its render with person k (left to
-    right, the pose's order) given `looks[k]`: the same draws as make_toy_scene, which keeps the figures'
-    full positions to itself; the pose is checked against it."""
-    rng = np.random.default_rng([seed, people])
-    slot = round(SIZE * SLOT[people])
-    appearances = [random_appearance(rng) for _ in range(people)]
-    figures = []  # in drawing order: full positions, head size, label
-    for left in np.linspace(0, SIZE - slot, people):
-        sampled = sample_pose(rng, slot, out_of_frame_share=0.0)
-        offset = np.array([left + rng.uniform(-0.05, 0.05) * slot, rng.uniform(0, SIZE - slot)])
-        label = drop_outside(Pose(sampled.label.xy + offset, sampled.label.state, SIZE, SIZE))
-        figures.append((replace(sampled.full, xy=sampled.full.xy + offset), sampled.head_size, label))
-    order = sorted(range(people), key=lambda k: float(np.mean(figures[k][2].xy[0, figures[k][2].present[0], 0])))
-    pose = Pose.stack([figures[k][2] for k in order])
-    if not pose.allclose(make_toy_scene(seed, SIZE, people).pose.replace(prompts=())):
-        raise RuntimeError("prompted_scene no longer mirrors make_toy_scene: update it")
-    drawn: list[Appearance] = [replace(appearances[k], **looks[order.index(k)]) for k in range(people)]
-    image = render_figure(figures[0][0], figures[0][1], drawn[0], SIZE)  # the first figure's background, as there
-    for k in range(1, people):
-        draw_figure(ImageDraw.Draw(image), figures[k][0].xy[0], figures[k][1], drawn[k])
-    return pose, to_tensor(image)
-
-
 def held_out(count: int, people: int) -> tuple[list[Pose], list[list[str]], torch.Tensor]:
     """The held-out scenes of `people` figures: poses, per-person prompts and renders of exactly those."""
     poses, prompts, renders = [], [], []
     for i in range(count):
         looks = wanted_looks(10**9 + i, people)
-        pose, render = prompted_scene(10**9 + i, people, looks)
-        poses.append(pose)
+        scene = make_toy_scene(10**9 + i, SIZE, people, looks)
+        poses.append(scene.pose)
         prompts.append([prompt_of(look) for look in looks])
-        renders.append(render)
+        renders.append(to_tensor(scene.image))
     return poses, prompts, torch.stack(renders)
 
 

@@ -119,6 +119,24 @@ def test_scenes_hold_their_figures_left_to_right_on_the_drawing(people):
         assert _on_figure(rng_scene.image, background, rng_scene.pose.person(p)) >= 0.8
 
 
+@pytest.mark.parametrize("people", [2, 3])
+def test_a_scene_with_asked_for_looks_keeps_its_poses_and_gives_each_figure_its_look(people):
+    from posedraw.data.toy import make_toy_scene
+
+    looks = [{"hair": "red", "outfit_colour": "green"}, {"hair": "blue", "long_hair": True},
+             {"outfit": "jacket"}][:people]  # fmt: skip
+    for seed in range(8):
+        plain, asked = make_toy_scene(seed, 64, people), make_toy_scene(seed, 64, people, looks)
+        assert asked.pose.allclose(plain.pose) and asked.image.tobytes() != plain.image.tobytes()
+        prompts = asked.person_prompts  # left to right, the label's order
+        assert prompts[0].startswith("red hair") and "green " in prompts[0]
+        assert prompts[1].startswith("blue hair, long hair")
+        if people == 3:
+            assert " jacket" in prompts[2]
+        for k in range(people):  # what was not asked for stays as drawn at random:
+            assert prompts[k].split(", ")[3:] == plain.person_prompts[k].split(", ")[3:]  # eyes, pose kind
+
+
 def test_toy_data_with_scenes_mixes_one_to_three_figures():
     from posedraw.data.toy import ToyMaker, make_toy_sample
 

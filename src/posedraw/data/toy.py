@@ -10,7 +10,9 @@ attribute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -208,40 +210,40 @@ SLOT = {1: 1.0, 2: 0.62, 3: 0.46}
 PEOPLE_SHARES = {1: (1.0,), 2: (0.5, 0.5), 3: (0.4, 0.35, 0.25)}
 
 
-def make_toy_scene(seed: int, size: int = 64, people: int = 2) -> ToySample:
+def make_toy_scene(
+    seed: int, size: int = 64, people: int = 2, looks: Sequence[Mapping[str, Any]] | None = None
+) -> ToySample:
     """A scene of `people` figures side by side (1: exactly `make_toy_sample`). Each figure is posed in its
     own square slot, slots spread left to right over one background; the label holds every figure, left
     to right (`person_prompts`: each one's tags, in that order). Figures may overlap a little, as slots do;
-    the later one is drawn in front."""
-    if people == 1:
+    the later one is drawn in front. `looks` (one per person, in the label's order) replace fields of the
+    figures' random appearances (`{"hair": "red"}`): the same scene with the attributes a bench asks for."""
+    if people == 1 and looks is None:
         return make_toy_sample(seed, size)
-    if people not in SLOT:
-        raise ValueError(f"people: expected 1 to {max(SLOT)}, got {people}")
+    if people not in SLOT or people == 1:
+        raise ValueError(f"people: expected 2 to {max(SLOT)} with looks, 1 to {max(SLOT)} without, got {people}")
     rng = np.random.default_rng([seed, people])
     slot = round(size * SLOT[people])
     appearances = [random_appearance(rng) for _ in range(people)]
-    image = _background(size, appearances[0].background)
-    draw = ImageDraw.Draw(image)
-    labels, kinds, tags = [], [], []
-    for k, left in enumerate(np.linspace(0, size - slot, people)):
+    placed = []  # per figure, in slot (drawing) order: sampled pose, offset, label
+    for left in np.linspace(0, size - slot, people):
         sampled = sample_pose(rng, slot, out_of_frame_share=0.0)  # a figure too big for its slot hides the next
         offset = np.array([left + rng.uniform(-0.05, 0.05) * slot, rng.uniform(0, size - slot)])
-        draw_figure(draw, sampled.full.xy[0] + offset, sampled.head_size, appearances[k])
-        placed = Pose(
-            sampled.label.xy + offset,
-            sampled.label.state,
-            size,
-            size,
-            prompts=(person_prompt(appearances[k], sampled.kind),),
-        )  # sorted with its person
-        labels.append(drop_outside(placed))
-        kinds.append(sampled.kind)
-        tags += [*appearances[k].tags, sampled.kind]
+        label = drop_outside(Pose(sampled.label.xy + offset, sampled.label.state, size, size))
+        placed.append((sampled, offset, label))
+    order = sorted(range(people), key=lambda k: float(np.mean(placed[k][2].xy[0, placed[k][2].present[0], 0])))
+    if looks is not None:  # looks are given left to right; figures are drawn in slot order
+        appearances = [replace(appearances[k], **looks[order.index(k)]) for k in range(people)]
+    image = _background(size, appearances[0].background)
+    draw = ImageDraw.Draw(image)
+    for (sampled, offset, _), appearance in zip(placed, appearances):
+        draw_figure(draw, sampled.full.xy[0] + offset, sampled.head_size, appearance)
+    kinds = [sampled.kind for sampled, _, _ in placed]
+    tags = [f"{people}_figures"] + [tag for a, kind in zip(appearances, kinds) for tag in [*a.tags, kind]]
     captions = "; ".join(caption(a, kind) for a, kind in zip(appearances, kinds))
-    labels.sort(key=lambda label: float(np.mean(label.xy[0, label.present[0], 0])))  # left to right
-    label = Pose.stack(labels)
-    tags = [f"{people}_figures", *tags]
-    return ToySample(image, label.replace(prompts=()), tags, captions, "+".join(kinds), label.prompts)
+    label = Pose.stack([placed[k][2] for k in order])
+    prompts = tuple(person_prompt(appearances[k], kinds[k]) for k in order)
+    return ToySample(image, label, tags, captions, "+".join(kinds), prompts)
 
 
 def people_in_scene(seed: int, max_people: int) -> int:
